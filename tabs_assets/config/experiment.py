@@ -1,0 +1,59 @@
+"""The experiment config: one per Dagster config partition."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from tabs_assets.config.base import StrictModel, neutral
+from tabs_assets.config.datasets import CakeOnSeaConfig, DatasetConfig
+from tabs_assets.config.explainers import ExplainerConfig, LatentShiftConfig
+from tabs_assets.config.losses import GeneralValidityLoss, ValidityLossConfig
+from tabs_assets.config.models import (
+    ClassifierConfig,
+    GenerativeModelConfig,
+    NiceConfig,
+    ReferenceDensityConfig,
+)
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.]*$"
+
+
+class ExplanationConfig(StrictModel):
+    """Which points are explained and how targets are drawn (§4)."""
+
+    seed: int = Field(0, description="draws one target per test point, shared by all methods")
+    split: Literal["train", "val", "test"] = "test"
+    max_points: int | None = Field(None, gt=0, description="explain the first N rows; None = all")
+    chunk_size: int = neutral(4096, "rows per explainer batch (memory only, never results)")
+
+
+class MetricsConfig(StrictModel):
+    """Path metrics (§6)."""
+
+    lof_neighbors: int = Field(20, gt=0)
+    lof_max_train_rows: int = Field(10_000, gt=0, description="LOF fit subsample (split seed)")
+    ynn_neighbors: int = Field(5, gt=0)
+
+
+class PlotsConfig(StrictModel):
+    """Figures per config (§7.6, §8)."""
+
+    n_example_paths: int = Field(20, gt=0)
+    grid_resolution: int = Field(200, ge=10)
+    formats: list[Literal["png", "svg"]] = Field(default_factory=lambda: ["png", "svg"])
+
+
+class ExperimentConfig(StrictModel):
+    """Everything one experiment needs; each asset hashes only its own slice of it."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="prefix of the partition key")
+    description: str = neutral("", "free text shown in the UI")
+    dataset: DatasetConfig = CakeOnSeaConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    generative_model: GenerativeModelConfig = NiceConfig()
+    reference_density: ReferenceDensityConfig = ReferenceDensityConfig()
+    explainer: ExplainerConfig = LatentShiftConfig()
+    loss: ValidityLossConfig = GeneralValidityLoss()
+    explanation: ExplanationConfig = ExplanationConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    plots: PlotsConfig = PlotsConfig()

@@ -1,0 +1,57 @@
+"""Explainer configs (SCIENCE.md §4). Every explainer returns S = n_steps + 1 points."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from tabs_assets.config.base import StrictModel
+
+SourceMode = Literal["initial", "current"]
+
+
+class ThresholdSearchConfig(StrictModel):
+    """The original Gifsplanation search: grow the shift until p_t crosses ``threshold``."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    max_shift: float = Field(100.0, gt=0, description="largest lambda tried")
+    growth: float = Field(1.5, gt=1, description="multiplicative growth of lambda per try")
+
+
+class LatentShiftConfig(StrictModel):
+    """One gradient at z0 = E(x); z_i = z0 - i * step_size * g."""
+
+    method: Literal["latent_shift"] = "latent_shift"
+    step_size: float = Field(0.01, gt=0, description="eta")
+    n_steps: int = Field(99, ge=1, description="M; the path has M + 1 points")
+    normalize_gradient: bool = False
+    threshold_search: ThresholdSearchConfig | None = None
+    source: SourceMode = "initial"
+
+
+class ReviseConfig(StrictModel):
+    """Gradient descent in latent space with an L1 distance term to the input."""
+
+    method: Literal["revise"] = "revise"
+    step_size: float = Field(0.01, gt=0, description="eta for sgd; lr for adam")
+    n_steps: int = Field(99, ge=1)
+    distance_weight: float = Field(0.0, ge=0, description="lambda_d on ||Dec(z) - x||_1")
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    gradient_every: int = Field(1, ge=1, description="k: a new gradient every k steps")
+    source: SourceMode = "initial"
+
+
+class WachterConfig(StrictModel):
+    """The same descent directly in input space (no generative model)."""
+
+    method: Literal["wachter"] = "wachter"
+    step_size: float = Field(0.01, gt=0)
+    n_steps: int = Field(99, ge=1)
+    distance_weight: float = Field(0.0, ge=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    gradient_every: int = Field(1, ge=1)
+    source: SourceMode = "initial"
+
+
+ExplainerConfig = Annotated[
+    LatentShiftConfig | ReviseConfig | WachterConfig, Field(discriminator="method")
+]
