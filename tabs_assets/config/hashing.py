@@ -44,9 +44,7 @@ def result_slice(value: Any) -> Any:
 
 def canonical_json(data: Any) -> str:
     """Sorted keys, no whitespace, shortest round-trip floats (Python's repr)."""
-    return json.dumps(
-        result_slice(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True
-    )
+    return json.dumps(result_slice(data), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def content_hash(data: Any) -> str:

@@ -116,9 +116,9 @@ def _dotted_location(loc: Iterable[Any], raw: Any) -> str:
     parts: list[str] = []
     node = raw
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         elif isinstance(node, Mapping) and part in node.values():
             continue  # a discriminated-union tag such as 'cake_on_sea'
@@ -169,9 +169,7 @@ def fill_default_tags(model: type[BaseModel], raw: Any, default: Any = None) -> 
             value = filled[name].get(tag, getattr(field_default, tag, None))
             if value is not None:
                 filled[name] = {tag: value, **filled[name]}
-            chosen = next(
-                (m for m in members if m.model_fields[tag].default == value), None
-            )
+            chosen = next((m for m in members if m.model_fields[tag].default == value), None)
         if chosen is not None:
             same_kind = isinstance(field_default, chosen)
             filled[name] = fill_default_tags(
@@ -215,7 +213,5 @@ def resolve_config(
         override_layer[key] = value
     layers.append((OVERRIDE_SOURCE, override_layer))
     config = validate_model(ExperimentConfig, raw, origin or ", ".join(map(str, files)) or "-o")
-    sources = {
-        path: _source_of(path, layers) for path in flatten(config.model_dump(mode="json"))
-    }
+    sources = {path: _source_of(path, layers) for path in flatten(config.model_dump(mode="json"))}
     return ResolvedConfig(config=config, sources=sources)

@@ -86,7 +86,9 @@ class PreparedDataset:
             mean=arrays["mean"],
             std=arrays["std"],
             sample_weights=arrays["sample_weights"],
-            extras={k.removeprefix("extra/"): v for k, v in arrays.items() if k.startswith("extra/")},
+            extras={
+                k.removeprefix("extra/"): v for k, v in arrays.items() if k.startswith("extra/")
+            },
         )
 
 
@@ -107,7 +109,8 @@ def split_indices(labels: np.ndarray, config: SplitConfig) -> dict[str, np.ndarr
         )
     except ValueError as error:
         raise DatasetError(f"dataset.split: cannot split {len(labels)} rows: {error}") from error
-    return {name: np.sort(part).astype(np.int64) for name, part in zip(SPLITS, (train, val, test))}
+    parts = zip(SPLITS, (train, val, test), strict=True)
+    return {name: np.sort(part).astype(np.int64) for name, part in parts}
 
 
 def prepare_dataset(data: TabularData, config: SplitConfig) -> PreparedDataset:

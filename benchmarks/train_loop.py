@@ -1,0 +1,143 @@
+"""Time per epoch of the project's Lightning training vs a plain PyTorch loop (same run).
+
+Both sides train the same model on the same batches (the same ``TensorBatches``: same batch size,
+seeded in-memory shuffles) with the same Adam optimiser, and both run a full validation pass each
+epoch. Early stopping is effectively off (huge patience), so every run lasts ``--epochs`` epochs.
+The first epoch of each side is a warm-up and is not counted; the median of the rest is reported.
+
+    python benchmarks/train_loop.py [--epochs 12] [--output benchmarks/results/train_loop.json]
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tabs_assets.config.datasets import CakeOnSeaConfig
+from tabs_assets.config.models import ClassifierConfig, NiceConfig, TrainingConfig
+from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
+from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
+from tabs_assets.science.models.data import evaluation_batches, training_batches
+from tabs_assets.science.models.training import train_classifier, train_generative_model
+from tabs_assets.science.models.trained import build_module
+
+DEFAULT_OUTPUT = Path(__file__).parent / "results" / "train_loop.json"
+NO_EARLY_STOP = 10**6
+
+
+def _project_epoch_times(train: Callable[..., object]) -> list[float]:
+    """Seconds between successive epoch-end callbacks (epoch 1 onwards: train + validation)."""
+    stamps: list[float] = []
+    train(on_epoch_end=lambda _row: stamps.append(time.perf_counter()))
+    return [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+
+
+def _plain_epoch_times(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    data: PreparedDataset,
+    training: TrainingConfig,
+    epochs: int,
+) -> list[float]:
+    """The same work without Lightning: Adam over the same batches, then a validation pass."""
+    torch.manual_seed(training.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
+    train_batches = training_batches(data, training)
+    val_batches = evaluation_batches(data, "val")
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for x, y in train_batches:
+            optimiser.zero_grad()
+            loss = loss_fn(model, x, y)
+            loss.backward()
+            optimiser.step()
+        model.eval()
+        with torch.inference_mode():
+            val_loss = sum(float(loss_fn(model, x, y)) * len(x) for x, y in val_batches)
+        assert val_loss == val_loss  # consumed, as the project's early stopping does
+        times.append(time.perf_counter() - start)
+    return times[1:]
+
+
+def _classifier_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def _nice_loss(model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
+    return model.nll(x)
+
+
+def run(epochs: int) -> list[dict[str, object]]:
+    dataset = CakeOnSeaConfig()
+    data = prepare_dataset(make_cake_on_sea(dataset), dataset.split)
+    training = TrainingConfig(max_epochs=epochs, patience=NO_EARLY_STOP, accelerator="cpu")
+    classifier = ClassifierConfig(training=training)
+    nice = NiceConfig(training=training)
+    base = {"input_dim": data.input_dim, "n_classes": data.n_classes}
+    cases = [
+        (
+            "classifier",
+            lambda **kw: train_classifier(data, classifier, **kw),
+            build_module("classifier", {**classifier.model_dump(), **base}),
+            _classifier_loss,
+        ),
+        (
+            "nice",
+            lambda **kw: train_generative_model(data, nice, **kw),
+            build_module("nice", {**nice.model_dump(), **base}),
+            _nice_loss,
+        ),
+    ]
+    rows = []
+    for name, project_train, plain_model, loss_fn in cases:
+        project = statistics.median(_project_epoch_times(project_train))
+        plain = statistics.median(_plain_epoch_times(plain_model, loss_fn, data, training, epochs))
+        rows.append(
+            {
+                "model": name,
+                "project_s_per_epoch": project,
+                "plain_s_per_epoch": plain,
+                "ratio": project / plain,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args()
+    rows = run(args.epochs)
+    print(f"{'model':<12}{'project s/epoch':>17}{'plain s/epoch':>15}{'ratio':>8}")
+    for row in rows:
+        print(
+            f"{row['model']:<12}{row['project_s_per_epoch']:>17.4f}"
+            f"{row['plain_s_per_epoch']:>15.4f}{row['ratio']:>8.2f}"
+        )
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "train_loop",
+        "dataset": "cake_on_sea (default)",
+        "epochs_per_run": args.epochs,
+        "statistic": "median s/epoch, first epoch excluded",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "rows": rows,
+    }
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"saved {args.output}")
+
+
+if __name__ == "__main__":
+    main()

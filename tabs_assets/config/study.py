@@ -1,0 +1,112 @@
+"""Study files: a base config + a sweep grid + seeds, expanded into member configs."""
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from tabs_assets.config.base import StrictModel
+from tabs_assets.config.experiment import NAME_PATTERN
+from tabs_assets.config.hashing import content_hash
+from tabs_assets.config.loading import ConfigError, ResolvedConfig, read_yaml, resolve_config
+
+STUDY_KEY = "study"
+
+
+class SeedsConfig(StrictModel):
+    """Each seed value is written to every dotted key in ``keys``."""
+
+    keys: list[str] = Field(default_factory=lambda: ["generative_model.training.seed"])
+    values: list[int] = Field(min_length=1)
+
+
+class ReportConfig(StrictModel):
+    """How the study report lays out its table: rows and columns are member labels."""
+
+    rows: list[str] = Field(default_factory=lambda: ["dataset", "loss"])
+    columns: list[str] = Field(default_factory=lambda: ["explainer"])
+    metrics: list[str] = Field(default_factory=lambda: ["validity_rate"])
+
+
+class StudyConfig(StrictModel):
+    """A study: many experiment configs (partitions) and a report over them."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    base: list[str] = Field(default_factory=list, description="config files, relative to the study")
+    set: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the base")
+    sweep: dict[str, list[Any]] | list[dict[str, list[Any]]] = Field(
+        default_factory=dict, description="a grid, or a list of grids whose members are unioned"
+    )
+    seeds: SeedsConfig | None = None
+    report: ReportConfig = ReportConfig()
+
+
+@dataclass(frozen=True)
+class StudyMember:
+    """One expanded config and the sweep values that produced it (report labels)."""
+
+    resolved: ResolvedConfig
+    labels: dict[str, Any]
+
+    @property
+    def partition_key(self) -> str:
+        return self.resolved.partition_key
+
+
+@dataclass(frozen=True)
+class ResolvedStudy:
+    study: StudyConfig
+    members: list[StudyMember]
+
+    @property
+    def partition_key(self) -> str:
+        member_keys = sorted(member.partition_key for member in self.members)
+        return f"{self.study.name}-{content_hash([self.study, member_keys])[:8]}"
+
+
+def is_study_file(path: Path) -> bool:
+    """A YAML file with a top-level ``study:`` mapping."""
+    return STUDY_KEY in read_yaml(path)
+
+
+def _grids(sweep: Mapping[str, list[Any]] | list[dict[str, list[Any]]]) -> list[dict]:
+    return [dict(sweep)] if isinstance(sweep, Mapping) else [dict(grid) for grid in sweep]
+
+
+def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    keys = sorted(grid)
+    combos = itertools.product(*(grid[key] for key in keys))
+    return [dict(zip(keys, values, strict=True)) for values in combos]
+
+
+def expand_study(path: Path) -> ResolvedStudy:
+    """Validate a study file and every member config (all problems reported together)."""
+    from tabs_assets.config.loading import validate_model
+
+    raw = read_yaml(path)
+    study = validate_model(StudyConfig, raw.get(STUDY_KEY) or {}, f"{path}: study")
+    base_files = [(path.parent / name).resolve() for name in study.base]
+    seeds = study.seeds.values if study.seeds else [None]
+    members: dict[str, StudyMember] = {}
+    problems: list[str] = []
+    for point in (p for grid in _grids(study.sweep) for p in _grid_points(grid)):
+        for seed in seeds:
+            overrides = {"name": study.name, **study.set, **point}
+            if seed is not None:
+                overrides.update({key: seed for key in study.seeds.keys})
+            labels = {**point, **({"seed": seed} if seed is not None else {})}
+            try:
+                resolved = resolve_config(base_files, overrides, origin=f"{path}: {labels}")
+            except ConfigError as error:
+                problems.extend(f"member {labels}: {p}" for p in error.problems)
+                continue
+            members.setdefault(resolved.partition_key, StudyMember(resolved, labels))
+    if problems:
+        raise ConfigError(str(path), problems)
+    if not members:
+        raise ConfigError(str(path), ["study.sweep: the study expands to no configs"])
+    return ResolvedStudy(study=study, members=list(members.values()))

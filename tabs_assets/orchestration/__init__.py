@@ -1,0 +1,1 @@
+"""The orchestration layer: Dagster assets, the content-addressed store, MLflow tracking, CLI."""

@@ -1,0 +1,50 @@
+"""The Dagster code location. Loading it imports no torch, lightning or mlflow."""
+
+from dagster import Definitions, define_asset_job, in_process_executor
+
+from tabs_assets.orchestration.assets.dataset import dataset
+from tabs_assets.orchestration.assets.explanations import (
+    counterfactual_paths,
+    explanation_metrics,
+)
+from tabs_assets.orchestration.assets.models import (
+    classifier,
+    generative_model,
+    reference_density,
+)
+from tabs_assets.orchestration.io_manager import StoreIOManager
+from tabs_assets.orchestration.partitions import config_partitions
+from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.sensors import experiments_sensor
+from tabs_assets.orchestration.tracking import TrackingResource
+
+CONFIG_ASSETS = [
+    dataset,
+    classifier,
+    generative_model,
+    reference_density,
+    counterfactual_paths,
+    explanation_metrics,
+]
+
+config_graph_job = define_asset_job(
+    "config_graph",
+    selection=[a.key for a in CONFIG_ASSETS],
+    partitions_def=config_partitions,
+    description="Everything of one config partition, from the dataset to the metrics.",
+)
+
+store = StoreResource()
+
+defs = Definitions(
+    assets=CONFIG_ASSETS,
+    jobs=[config_graph_job],
+    sensors=[experiments_sensor],
+    resources={
+        "store": store,
+        "tracking": TrackingResource(),
+        "store_io_manager": StoreIOManager(store=store),
+    },
+    # Chosen from benchmarks/cached_rerun.py: see the README (Performance).
+    executor=in_process_executor,
+)

@@ -1,0 +1,163 @@
+"""The per-config asset graph without Dagster: each node's config slice, upstream and store key.
+
+A store key = hash(asset name, code version, canonical JSON of the asset's config slice, store
+keys of the upstream results it uses). The code version is a manual number plus a digest of the
+source files the result depends on, so a code change can never serve a stale cached result.
+Keys depend only on the config and the code, so any process can compute the key of any
+partition's upstream without asking Dagster.
+"""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.hashing import content_hash, result_slice
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+KEY_LENGTH = 32
+
+
+def source_digest(patterns: tuple[str, ...]) -> str:
+    """sha256 over the (sorted) source files matching ``patterns`` under the package."""
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in patterns for p in PACKAGE_DIR.glob(pattern)}):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One per-config asset: what of the config it reads and which results it builds on."""
+
+    name: str
+    version: int
+    sources: tuple[str, ...]
+    config_slice: Callable[[ExperimentConfig], dict[str, Any]]
+    inputs: tuple[str, ...]
+    description: str
+    uses: Callable[[ExperimentConfig], tuple[str, ...]] | None = None
+
+    def upstream(self, config: ExperimentConfig) -> tuple[str, ...]:
+        """The inputs this config's result really depends on (a subset of ``inputs``)."""
+        return self.uses(config) if self.uses else self.inputs
+
+    @cached_property
+    def code_version(self) -> str:
+        return f"{self.version}.{source_digest(self.sources)[:12]}"
+
+
+def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
+    from tabs_assets.science.datasets.loading import dataset_fingerprint
+
+    return {"dataset": config.dataset, "file_sha256": dataset_fingerprint(config.dataset)}
+
+
+def _generative_upstream(config: ExperimentConfig) -> tuple[str, ...]:
+    regularized = getattr(config.generative_model, "path_regularization", None) is not None
+    return ("dataset", "classifier") if regularized else ("dataset",)
+
+
+def _paths_upstream(config: ExperimentConfig) -> tuple[str, ...]:
+    if config.explainer.method == "wachter":
+        return ("dataset", "classifier")
+    return ("dataset", "classifier", "generative_model")
+
+
+MODEL_SOURCES = ("config/models.py", "science/models/*.py")
+EXPLAINER_SOURCES = (
+    "config/explainers.py",
+    "config/losses.py",
+    "science/explainers.py",
+    "science/losses.py",
+)
+
+NODES: dict[str, Node] = {
+    node.name: node
+    for node in (
+        Node(
+            "dataset",
+            1,
+            ("config/datasets.py", "science/datasets/*.py"),
+            _dataset_slice,
+            (),
+            "Loaded, split and train-normalised data set (SCIENCE.md §1).",
+        ),
+        Node(
+            "classifier",
+            1,
+            MODEL_SOURCES,
+            lambda c: {"classifier": c.classifier},
+            ("dataset",),
+            "MLP classifier trained on the training split (§2).",
+        ),
+        Node(
+            "generative_model",
+            1,
+            MODEL_SOURCES + EXPLAINER_SOURCES,
+            lambda c: {"generative_model": c.generative_model},
+            ("dataset", "classifier"),
+            "NICE / AE / VAE the explainers move in; optionally path-regularized (§2, §5).",
+            _generative_upstream,
+        ),
+        Node(
+            "reference_density",
+            1,
+            MODEL_SOURCES,
+            lambda c: {"reference_density": c.reference_density},
+            ("dataset",),
+            "Unregularized NICE that scores the plausibility of path points (§6).",
+        ),
+        Node(
+            "counterfactual_paths",
+            1,
+            EXPLAINER_SOURCES,
+            lambda c: {"explainer": c.explainer, "loss": c.loss, "explanation": c.explanation},
+            ("dataset", "classifier", "generative_model"),
+            "Counterfactual paths for every explained point (§4).",
+            _paths_upstream,
+        ),
+        Node(
+            "explanation_metrics",
+            1,
+            ("config/experiment.py", "science/metrics.py"),
+            lambda c: {"metrics": c.metrics},
+            ("counterfactual_paths", "reference_density", "dataset", "classifier"),
+            "Validity, time per step, NLL, crossings, L1/LOF AUC over the whole split (§6).",
+        ),
+        Node(
+            "plots",
+            1,
+            ("science/plots*.py", "science/plotting/*.py"),
+            lambda c: {"plots": c.plots},
+            (
+                "dataset",
+                "classifier",
+                "generative_model",
+                "counterfactual_paths",
+                "explanation_metrics",
+            ),
+            "Figures of the config (§7.6, §8).",
+        ),
+    )
+}
+
+
+def store_key(asset: str, config: ExperimentConfig) -> str:
+    """The content address of ``asset``'s result for ``config``."""
+    return content_hash(key_material(asset, config))[:KEY_LENGTH]
+
+
+def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
+    """Everything that goes into a store key, as plain data (shown by `store show`)."""
+    node = NODES[asset]
+    return {
+        "asset": asset,
+        "code_version": node.code_version,
+        "slice": result_slice(node.config_slice(config)),
+        "upstream": {name: store_key(name, config) for name in node.upstream(config)},
+    }

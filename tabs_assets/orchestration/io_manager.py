@@ -1,0 +1,71 @@
+"""The IO manager: resolves an upstream result by its store key, whichever partition made it.
+
+Results are written by the asset body itself, under the per-key lock (see cached.py), so that
+two processes never compute one key twice; this IO manager checks the entry is in place and
+hands downstream assets a lazy, checksum-verified handle on it.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
+
+from tabs_assets.orchestration.graph import store_key
+from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.store import CorruptEntryError, Store
+
+
+class MissingUpstreamError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredRef:
+    """What a per-config asset outputs: the address of its (already written) store entry."""
+
+    asset: str
+    key: str
+
+
+@dataclass(frozen=True)
+class StoredInput:
+    """A lazy handle on an upstream entry: nothing is read until ``load()``."""
+
+    store: Store
+    asset: str
+    key: str
+    partition_key: str
+
+    def load(self, loader: Callable[[Path], Any]) -> Any:
+        try:
+            entry = self.store.verify(self.asset, self.key)
+        except FileNotFoundError:
+            raise MissingUpstreamError(
+                f"upstream {self.asset!r} of partition {self.partition_key!r} is not in the store "
+                f"(key {self.key}); materialize it first, e.g. "
+                f"dagster asset materialize --select '*{self.asset}' "
+                f"--partition {self.partition_key}"
+            ) from None
+        except CorruptEntryError as error:
+            raise MissingUpstreamError(
+                f"{error}; re-materialize {self.asset!r} for {self.partition_key!r} to rebuild it"
+            ) from None
+        return loader(entry.path)
+
+
+class StoreIOManager(ConfigurableIOManager):
+    store: ResourceDependency[StoreResource]
+
+    def handle_output(self, context: OutputContext, obj: StoredRef) -> None:
+        if not isinstance(obj, StoredRef):
+            raise TypeError(f"{context.asset_key}: expected a StoredRef, got {type(obj).__name__}")
+        if not self.store.store().entry_path(obj.asset, obj.key).is_dir():
+            raise MissingUpstreamError(f"{obj.asset}/{obj.key} was not written to the store")
+
+    def load_input(self, context: InputContext) -> StoredInput:
+        asset = context.upstream_output.asset_key.path[-1]
+        partition_key = context.asset_partition_key
+        config = self.store.registry().config(partition_key)
+        return StoredInput(self.store.store(), asset, store_key(asset, config), partition_key)

@@ -1,0 +1,38 @@
+"""Dagster resources for the store (the MLflow resource lives in tracking.py)."""
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from tabs_assets.orchestration import settings
+from tabs_assets.orchestration.registry import Registry
+from tabs_assets.orchestration.store import Store
+
+FORCE_ALL = "*"
+
+
+class StoreResource(ConfigurableResource):
+    """The content-addressed store and the config registry beside it."""
+
+    root: str | None = Field(
+        None,
+        description=f"store root; default ${settings.STORE_ENV} or .tabs_store in the checkout",
+    )
+    force: list[str] = Field(
+        default_factory=list,
+        description=f"asset names to recompute even when cached ('{FORCE_ALL}' = all)",
+    )
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).resolve() if self.root else settings.store_root()
+
+    def store(self) -> Store:
+        return Store(self.root_path)
+
+    def registry(self) -> Registry:
+        return Registry(self.root_path)
+
+    def is_forced(self, asset: str) -> bool:
+        return FORCE_ALL in self.force or asset in self.force

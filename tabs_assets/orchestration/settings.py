@@ -1,0 +1,42 @@
+"""Where things live: store root, Dagster home, raw-data cache. Defaults stay in the checkout."""
+
+import os
+import shutil
+from pathlib import Path
+
+STORE_ENV = "TABS_ASSETS_STORE"
+RAW_DATA_ENV = "TABS_ASSETS_RAW_DATA"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def project_root() -> Path:
+    """The checkout holding the package (editable install), else the working directory."""
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "workspace.yaml").is_file() and (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path.cwd()
+
+
+def store_root() -> Path:
+    return Path(os.environ.get(STORE_ENV) or project_root() / ".tabs_store").resolve()
+
+
+def raw_data_dir() -> Path:
+    """Downloaded (or dropped-in) raw UCI files; shared by every config."""
+    return Path(os.environ.get(RAW_DATA_ENV) or store_root() / "raw").resolve()
+
+
+def ensure_dagster_home() -> Path:
+    """Set DAGSTER_HOME (default ``.dagster_home`` in the checkout) and install dagster.yaml.
+
+    Without DAGSTER_HOME Dagster keeps run history in a throwaway directory.
+    """
+    home = Path(os.environ.get(DAGSTER_HOME_ENV) or project_root() / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ[DAGSTER_HOME_ENV] = str(home)
+    template = project_root() / "dagster.yaml"
+    target = home / "dagster.yaml"
+    if template.is_file() and not target.exists():
+        shutil.copyfile(template, target)
+    return home
