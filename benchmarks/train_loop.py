@@ -3,13 +3,15 @@
 Both sides train the same model on the same batches (the same ``TensorBatches``: same batch size,
 seeded in-memory shuffles) with the same Adam optimiser, and both run a full validation pass each
 epoch. Early stopping is effectively off (huge patience), so every run lasts ``--epochs`` epochs.
-The first epoch of each side is a warm-up and is not counted; the median of the rest is reported.
+The two sides alternate for ``--rounds`` rounds (so load from other processes hits both alike);
+the first epoch of every run is a warm-up and is not counted; the median of the rest is reported.
 
-    python benchmarks/train_loop.py [--epochs 12] [--output benchmarks/results/train_loop.json]
+    PYTHONPATH=. python benchmarks/train_loop.py [--epochs 10] [--rounds 4]
 """
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -75,7 +77,7 @@ def _nice_loss(model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch.Ten
     return model.nll(x)
 
 
-def run(epochs: int) -> list[dict[str, object]]:
+def run(epochs: int, rounds: int) -> list[dict[str, object]]:
     dataset = CakeOnSeaConfig()
     data = prepare_dataset(make_cake_on_sea(dataset), dataset.split)
     training = TrainingConfig(max_epochs=epochs, patience=NO_EARLY_STOP, accelerator="cpu")
@@ -86,26 +88,33 @@ def run(epochs: int) -> list[dict[str, object]]:
         (
             "classifier",
             lambda **kw: train_classifier(data, classifier, **kw),
-            build_module("classifier", {**classifier.model_dump(), **base}),
+            lambda: build_module("classifier", {**classifier.model_dump(), **base}),
             _classifier_loss,
         ),
         (
             "nice",
             lambda **kw: train_generative_model(data, nice, **kw),
-            build_module("nice", {**nice.model_dump(), **base}),
+            lambda: build_module("nice", {**nice.model_dump(), **base}),
             _nice_loss,
         ),
     ]
     rows = []
-    for name, project_train, plain_model, loss_fn in cases:
-        project = statistics.median(_project_epoch_times(project_train))
-        plain = statistics.median(_plain_epoch_times(plain_model, loss_fn, data, training, epochs))
+    for name, project_train, make_plain_model, loss_fn in cases:
+        project_times: list[float] = []
+        plain_times: list[float] = []
+        for _ in range(rounds):
+            project_times += _project_epoch_times(project_train)
+            plain_model = make_plain_model()
+            plain_times += _plain_epoch_times(plain_model, loss_fn, data, training, epochs)
+        project = statistics.median(project_times)
+        plain = statistics.median(plain_times)
         rows.append(
             {
                 "model": name,
                 "project_s_per_epoch": project,
                 "plain_s_per_epoch": plain,
                 "ratio": project / plain,
+                "epochs_timed_per_side": len(project_times),
             }
         )
     return rows
@@ -113,10 +122,12 @@ def run(epochs: int) -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
-    rows = run(args.epochs)
+    load_before = os.getloadavg()[0]
+    rows = run(args.epochs, args.rounds)
     print(f"{'model':<12}{'project s/epoch':>17}{'plain s/epoch':>15}{'ratio':>8}")
     for row in rows:
         print(
@@ -128,7 +139,10 @@ def main() -> None:
         "benchmark": "train_loop",
         "dataset": "cake_on_sea (default)",
         "epochs_per_run": args.epochs,
-        "statistic": "median s/epoch, first epoch excluded",
+        "rounds": args.rounds,
+        "statistic": "median s/epoch over all rounds, first epoch of each run excluded",
+        "epoch_includes": "training batches + a full validation pass",
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.platform(),

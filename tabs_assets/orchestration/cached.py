@@ -132,7 +132,10 @@ def run_cached(
     entry = None if forced else store.lookup(node.name, key)
     status, outcome = "hit", None
     if entry is None:
-        with store.lock(node.name, key):
+        def log_wait() -> None:
+            context.log.info(f"{node.name}: waiting for another process computing key {key}")
+
+        with store.lock(node.name, key, on_wait=log_wait):
             entry = None if forced else store.lookup(node.name, key)
             if entry is None:
                 entry, outcome = _compute_and_store(context, node, config, key, compute, handles)

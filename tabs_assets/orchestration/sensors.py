@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
@@ -11,10 +10,6 @@ from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.partitions import config_partitions, study_partitions
 from tabs_assets.orchestration.registration import Registered, register_file, yaml_files
 from tabs_assets.orchestration.resources import StoreResource
-
-
-def experiments_dir() -> Path:
-    return settings.project_root() / "experiments"
 
 
 @sensor(
@@ -29,7 +24,7 @@ def experiments_sensor(
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     registered = Registered()
     current: dict[str, str] = {}
-    for path in yaml_files([experiments_dir()]):
+    for path in yaml_files([settings.experiments_dir()]):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         current[str(path)] = digest
         if seen.get(str(path)) == digest:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 STORE_ENV = "TABS_ASSETS_STORE"
 RAW_DATA_ENV = "TABS_ASSETS_RAW_DATA"
+EXPERIMENTS_ENV = "TABS_ASSETS_EXPERIMENTS"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,11 @@ def store_root() -> Path:
 def raw_data_dir() -> Path:
     """Downloaded (or dropped-in) raw UCI files; shared by every config."""
     return Path(os.environ.get(RAW_DATA_ENV) or store_root() / "raw").resolve()
+
+
+def experiments_dir() -> Path:
+    """The folder the sensor watches for config and study files."""
+    return Path(os.environ.get(EXPERIMENTS_ENV) or project_root() / "experiments").resolve()
 
 
 def ensure_dagster_home() -> Path:

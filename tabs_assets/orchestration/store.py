@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 MANIFEST = "manifest.json"
 CONFIG_SLICE = "config.yaml"
@@ -85,12 +85,25 @@ class Store:
         return self.root / asset / key
 
     @contextmanager
-    def lock(self, asset: str, key: str) -> Iterator[None]:
-        """Exclusive lock on one key (released by the OS if the holder dies)."""
-        lock_path = self.root / LOCK_DIR / asset / f"{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(lock_path):
+    def lock(
+        self, asset: str, key: str, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[None]:
+        """Exclusive lock on one key (released by the OS if the holder dies).
+
+        ``on_wait`` is called once if another process holds the lock, before blocking.
+        """
+        lock = FileLock(self.root / LOCK_DIR / asset / f"{key}.lock")
+        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            if on_wait is not None:
+                on_wait()
+            lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
     def lookup(self, asset: str, key: str) -> StoreEntry | None:
         """The verified entry, or None if absent; a corrupt entry is removed and None returned."""

@@ -1,0 +1,138 @@
+"""The content-addressed store: atomic writes, checksums, locks, garbage collection."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tabs_assets.orchestration.store import (
+    MANIFEST,
+    TEMP_PREFIX,
+    CorruptEntryError,
+    Store,
+)
+
+
+def _write_text_payload(text: str):
+    def save(directory: Path) -> None:
+        (directory / "payload.txt").write_text(text)
+
+    return save
+
+
+def test_write_then_lookup_returns_verified_entry(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("thing", "k1", _write_text_payload("hello"), {"a": 1}, {"code_version": "1"})
+    entry = store.lookup("thing", "k1")
+    assert entry is not None
+    assert (entry.path / "payload.txt").read_text() == "hello"
+    assert entry.manifest["files"]["payload.txt"]["size"] == 5
+    assert entry.manifest["code_version"] == "1"
+    assert (entry.path / "config.yaml").read_text() == "a: 1\n"
+
+
+def test_corrupt_payload_is_detected_and_removed(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    entry = store.write("thing", "k1", _write_text_payload("hello"), {}, {})
+    (entry.path / "payload.txt").write_text("jello")  # same size, different bytes
+    with pytest.raises(CorruptEntryError, match="payload.txt"):
+        store.verify("thing", "k1")
+    assert store.lookup("thing", "k1") is None
+    assert not entry.path.exists()
+
+
+def test_entry_without_manifest_is_never_used(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    entry = store.write("thing", "k1", _write_text_payload("x"), {}, {})
+    (entry.path / MANIFEST).unlink()
+    assert store.lookup("thing", "k1") is None
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+
+    def explode(directory: Path) -> None:
+        (directory / "half.bin").write_bytes(b"partial")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.write("thing", "k1", explode, {}, {})
+    assert store.lookup("thing", "k1") is None
+    assert list((tmp_path / "thing").iterdir()) == []
+
+
+KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from tabs_assets.orchestration.store import Store
+
+def save(directory: Path) -> None:
+    (directory / "big.bin").write_bytes(b"x" * 1000)
+    print("writing", flush=True)
+    time.sleep(60)  # killed here, mid-write
+
+Store(sys.argv[1]).write("thing", "k1", save, {}, {})
+"""
+
+
+def test_write_killed_midway_leaves_no_readable_entry(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "writing"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    store = Store(tmp_path)
+    assert store.lookup("thing", "k1") is None
+    assert not store.entry_path("thing", "k1").exists()
+    leftovers = list((tmp_path / "thing").glob(f"{TEMP_PREFIX}*"))
+    assert len(leftovers) == 1  # only a temporary directory, which gc removes
+    removed = store.garbage_collect(referenced=set(), min_temp_age_s=0)
+    assert leftovers[0] in removed and not leftovers[0].exists()
+
+
+def test_lock_serialises_processes(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    holder = """
+import sys, time
+from tabs_assets.orchestration.store import Store
+with Store(sys.argv[1]).lock("thing", "k1"):
+    print("locked", flush=True)
+    time.sleep(1.0)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout.readline().strip() == "locked"
+    waited = []
+    started = time.perf_counter()
+    with store.lock("thing", "k1", on_wait=lambda: waited.append(True)):
+        elapsed = time.perf_counter() - started
+    process.wait()
+    assert waited == [True]
+    assert elapsed > 0.3
+
+
+def test_update_manifest_keeps_payload_valid(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    entry = store.write("thing", "k1", _write_text_payload("x"), {}, {})
+    store.update_manifest(entry, mlflow_run_id="abc")
+    verified = store.verify("thing", "k1")
+    assert verified.manifest["mlflow_run_id"] == "abc"
+    assert json.loads((entry.path / MANIFEST).read_text())["mlflow_run_id"] == "abc"
+
+
+def test_gc_removes_only_unreferenced(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write("thing", "keep", _write_text_payload("a"), {}, {})
+    store.write("thing", "drop", _write_text_payload("b"), {}, {})
+    dry = store.garbage_collect({("thing", "keep")}, dry_run=True)
+    assert [p.name for p in dry] == ["drop"] and store.entry_path("thing", "drop").exists()
+    store.garbage_collect({("thing", "keep")})
+    assert [e.key for e in store.entries()] == ["keep"]
+    assert os.listdir(tmp_path / "thing") == ["keep"]
