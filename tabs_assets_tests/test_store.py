@@ -40,7 +40,7 @@ def test_corrupt_payload_is_detected_and_removed(tmp_path: Path) -> None:
     store = Store(tmp_path)
     entry = store.write("thing", "k1", _write_text_payload("hello"), {}, {})
     (entry.path / "payload.txt").write_text("jello")  # same size, different bytes
-    with pytest.raises(CorruptEntryError, match="payload.txt"):
+    with pytest.raises(CorruptEntryError, match=r"payload\.txt"):
         store.verify("thing", "k1")
     assert store.lookup("thing", "k1") is None
     assert not entry.path.exists()
