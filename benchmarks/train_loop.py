@@ -6,10 +6,11 @@ epoch. Early stopping is effectively off (huge patience), so every run lasts ``-
 The two sides alternate for ``--rounds`` rounds (so load from other processes hits both alike);
 the first epoch of every run is a warm-up and is not counted; the median of the rest is reported.
 
-    PYTHONPATH=. python benchmarks/train_loop.py [--epochs 10] [--rounds 4]
+    PYTHONPATH=. python benchmarks/train_loop.py [--epochs 10] [--rounds 4] [--threads N]
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -26,8 +27,8 @@ from tabs_assets.config.models import ClassifierConfig, NiceConfig, TrainingConf
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
 from tabs_assets.science.models.data import evaluation_batches, training_batches
-from tabs_assets.science.models.training import train_classifier, train_generative_model
 from tabs_assets.science.models.trained import build_module
+from tabs_assets.science.models.training import train_classifier, train_generative_model
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "train_loop.json"
 NO_EARLY_STOP = 10**6
@@ -37,7 +38,7 @@ def _project_epoch_times(train: Callable[..., object]) -> list[float]:
     """Seconds between successive epoch-end callbacks (epoch 1 onwards: train + validation)."""
     stamps: list[float] = []
     train(on_epoch_end=lambda _row: stamps.append(time.perf_counter()))
-    return [later - earlier for earlier, later in zip(stamps, stamps[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(stamps)]
 
 
 def _plain_epoch_times(
@@ -124,8 +125,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     rows = run(args.epochs, args.rounds)
     print(f"{'model':<12}{'project s/epoch':>17}{'plain s/epoch':>15}{'ratio':>8}")

@@ -129,14 +129,15 @@ def run_cached(
     store = store_resource.store()
     key = store_key(node.name, config)
     forced = store_resource.is_forced(node.name)
-    entry = None if forced else store.lookup(node.name, key)
+    entry = None if forced else store.lookup(node.store_name, key)
     status, outcome = "hit", None
     if entry is None:
+
         def log_wait() -> None:
             context.log.info(f"{node.name}: waiting for another process computing key {key}")
 
-        with store.lock(node.name, key, on_wait=log_wait):
-            entry = None if forced else store.lookup(node.name, key)
+        with store.lock(node.store_name, key, on_wait=log_wait):
+            entry = None if forced else store.lookup(node.store_name, key)
             if entry is None:
                 entry, outcome = _compute_and_store(context, node, config, key, compute, handles)
                 status = "forced" if forced else "miss"
@@ -144,7 +145,7 @@ def run_cached(
                 status = "hit (computed meanwhile by another process)"
     context.log.info(f"{node.name} [{partition_key}]: cache {status}, key {key}")
     return Output(
-        StoredRef(node.name, key),
+        StoredRef(node.store_name, key),
         data_version=DataVersion(key),
         metadata=_metadata(entry, status, outcome),
     )
@@ -168,7 +169,7 @@ def _compute_and_store(
     seconds = time.perf_counter() - started
     report = {"metrics": computed.metrics, "tables": computed.tables, "previews": computed.previews}
     entry = store.write(
-        node.name,
+        node.store_name,
         key,
         computed.save,
         config_slice=material,

@@ -10,7 +10,7 @@ import click
 from tabs_assets.config.loading import ConfigError, ResolvedConfig, flatten, resolve_config
 from tabs_assets.config.study import is_study_file
 from tabs_assets.orchestration import settings
-from tabs_assets.orchestration.graph import NODES, store_key
+from tabs_assets.orchestration.graph import NODES, entry_address
 from tabs_assets.orchestration.registry import Registry, UnknownPartitionError
 from tabs_assets.orchestration.store import Store
 
@@ -77,7 +77,7 @@ def register(paths: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 
 
 def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
-    return {name: store.entry_path(name, store_key(name, config)).is_dir() for name in NODES}
+    return {name: store.entry_path(*entry_address(name, config)).is_dir() for name in NODES}
 
 
 @main.command(name="list")
@@ -118,7 +118,7 @@ def derived_values(config: Any, store: Store) -> dict[str, Any] | None:
     from tabs_assets.config.models import BATCHES_PER_EPOCH
     from tabs_assets.science.datasets.prepared import PreparedDataset
 
-    entry = store.lookup("dataset", store_key("dataset", config))
+    entry = store.lookup(*entry_address("dataset", config))
     if entry is None:
         return None
     data = PreparedDataset.load(entry.path)
@@ -135,6 +135,14 @@ def derived_values(config: Any, store: Store) -> dict[str, Any] | None:
             n_train / BATCHES_PER_EPOCH
         )
     return values
+
+
+@main.command(name="config-reference")
+def config_reference_command() -> None:
+    """Print every config key with its default and meaning (Markdown)."""
+    from tabs_assets.config.reference import config_reference
+
+    click.echo(config_reference())
 
 
 @main.command(name="show-config")
@@ -164,8 +172,8 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
             click.echo(f"{'derived.' + key:{width}}  {value!s:28}  # derived")
     click.echo("# store keys:")
     for name in NODES:
-        key = store_key(name, resolved.config)
-        state = "cached" if store.entry_path(name, key).is_dir() else "not cached"
+        store_name, key = entry_address(name, resolved.config)
+        state = "cached" if store.entry_path(store_name, key).is_dir() else "not cached"
         click.echo(f"#   {name:22} {key}  {state}")
 
 
@@ -273,12 +281,12 @@ def store_show(partition_key: str) -> None:
         _fail(str(error))
     store_ = _store()
     for name in NODES:
-        key = store_key(name, config)
-        path = store_.entry_path(name, key)
+        store_name, key = entry_address(name, config)
+        path = store_.entry_path(store_name, key)
         if not path.is_dir():
             click.echo(f"{name:22} {key}  not cached")
             continue
-        entry = store_.verify(name, key)
+        entry = store_.verify(store_name, key)
         click.echo(f"{name:22} {key}  {path}")
         metrics = entry.manifest.get("report", {}).get("metrics", {})
         if metrics:
@@ -299,7 +307,7 @@ def store_gc(dry_run: bool) -> None:
     """Remove entries no registered config uses (with the current code) and stale temp dirs."""
     registry = _registry()
     referenced = {
-        (name, store_key(name, registry.config(key)))
+        entry_address(name, registry.config(key))
         for key in registry.config_keys()
         for name in NODES
     }

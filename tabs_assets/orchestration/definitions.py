@@ -1,6 +1,6 @@
 """The Dagster code location. Loading it imports no torch, lightning or mlflow."""
 
-from dagster import Definitions, define_asset_job, in_process_executor
+from dagster import Definitions, define_asset_job
 
 from tabs_assets.orchestration.assets.dataset import dataset
 from tabs_assets.orchestration.assets.explanations import (
@@ -12,6 +12,7 @@ from tabs_assets.orchestration.assets.models import (
     generative_model,
     reference_density,
 )
+from tabs_assets.orchestration.executors import selected_executor
 from tabs_assets.orchestration.io_manager import StoreIOManager
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
@@ -45,6 +46,5 @@ defs = Definitions(
         "tracking": TrackingResource(),
         "store_io_manager": StoreIOManager(store=store),
     },
-    # Chosen from benchmarks/cached_rerun.py: see the README (Performance).
-    executor=in_process_executor,
+    executor=selected_executor(),
 )

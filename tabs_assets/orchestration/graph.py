@@ -41,6 +41,12 @@ class Node:
     inputs: tuple[str, ...]
     description: str
     uses: Callable[[ExperimentConfig], tuple[str, ...]] | None = None
+    namespace: str | None = None  # assets with equal results share entries (see below)
+
+    @property
+    def store_name(self) -> str:
+        """The store folder; equal for assets whose results are interchangeable."""
+        return self.namespace or self.name
 
     def upstream(self, config: ExperimentConfig) -> tuple[str, ...]:
         """The inputs this config's result really depends on (a subset of ``inputs``)."""
@@ -75,6 +81,10 @@ EXPLAINER_SOURCES = (
     "science/explainers.py",
     "science/losses.py",
 )
+# The generative model and the reference density share a namespace, sources and slice layout:
+# when the explainers' NICE equals the unregularized reference NICE, it is trained once.
+FLOW_SOURCES = MODEL_SOURCES + EXPLAINER_SOURCES
+FLOW_NAMESPACE = "generative_models"
 
 NODES: dict[str, Node] = {
     node.name: node
@@ -98,19 +108,21 @@ NODES: dict[str, Node] = {
         Node(
             "generative_model",
             1,
-            MODEL_SOURCES + EXPLAINER_SOURCES,
-            lambda c: {"generative_model": c.generative_model},
+            FLOW_SOURCES,
+            lambda c: {"model": c.generative_model},
             ("dataset", "classifier"),
             "NICE / AE / VAE the explainers move in; optionally path-regularized (§2, §5).",
             _generative_upstream,
+            namespace=FLOW_NAMESPACE,
         ),
         Node(
             "reference_density",
             1,
-            MODEL_SOURCES,
-            lambda c: {"reference_density": c.reference_density},
+            FLOW_SOURCES,
+            lambda c: {"model": c.reference_density},
             ("dataset",),
             "Unregularized NICE that scores the plausibility of path points (§6).",
+            namespace=FLOW_NAMESPACE,
         ),
         Node(
             "counterfactual_paths",
@@ -152,11 +164,16 @@ def store_key(asset: str, config: ExperimentConfig) -> str:
     return content_hash(key_material(asset, config))[:KEY_LENGTH]
 
 
+def entry_address(asset: str, config: ExperimentConfig) -> tuple[str, str]:
+    """(store folder, key) of ``asset``'s result for ``config``."""
+    return NODES[asset].store_name, store_key(asset, config)
+
+
 def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
     """Everything that goes into a store key, as plain data (shown by `store show`)."""
     node = NODES[asset]
     return {
-        "asset": asset,
+        "asset": node.store_name,
         "code_version": node.code_version,
         "slice": result_slice(node.config_slice(config)),
         "upstream": {name: store_key(name, config) for name in node.upstream(config)},

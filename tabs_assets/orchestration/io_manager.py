@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
-from tabs_assets.orchestration.graph import store_key
+from tabs_assets.orchestration.graph import entry_address
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.store import CorruptEntryError, Store
 
@@ -25,7 +25,7 @@ class MissingUpstreamError(RuntimeError):
 class StoredRef:
     """What a per-config asset outputs: the address of its (already written) store entry."""
 
-    asset: str
+    store_name: str
     key: str
 
 
@@ -35,12 +35,13 @@ class StoredInput:
 
     store: Store
     asset: str
+    store_name: str
     key: str
     partition_key: str
 
     def load(self, loader: Callable[[Path], Any]) -> Any:
         try:
-            entry = self.store.verify(self.asset, self.key)
+            entry = self.store.verify(self.store_name, self.key)
         except FileNotFoundError:
             raise MissingUpstreamError(
                 f"upstream {self.asset!r} of partition {self.partition_key!r} is not in the store "
@@ -61,11 +62,12 @@ class StoreIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: StoredRef) -> None:
         if not isinstance(obj, StoredRef):
             raise TypeError(f"{context.asset_key}: expected a StoredRef, got {type(obj).__name__}")
-        if not self.store.store().entry_path(obj.asset, obj.key).is_dir():
-            raise MissingUpstreamError(f"{obj.asset}/{obj.key} was not written to the store")
+        if not self.store.store().entry_path(obj.store_name, obj.key).is_dir():
+            raise MissingUpstreamError(f"{obj.store_name}/{obj.key} was not written to the store")
 
     def load_input(self, context: InputContext) -> StoredInput:
         asset = context.upstream_output.asset_key.path[-1]
         partition_key = context.asset_partition_key
         config = self.store.registry().config(partition_key)
-        return StoredInput(self.store.store(), asset, store_key(asset, config), partition_key)
+        store_name, key = entry_address(asset, config)
+        return StoredInput(self.store.store(), asset, store_name, key, partition_key)

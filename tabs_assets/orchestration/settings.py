@@ -7,6 +7,9 @@ from pathlib import Path
 STORE_ENV = "TABS_ASSETS_STORE"
 RAW_DATA_ENV = "TABS_ASSETS_RAW_DATA"
 EXPERIMENTS_ENV = "TABS_ASSETS_EXPERIMENTS"
+EXECUTOR_ENV = "TABS_ASSETS_EXECUTOR"
+# Measured by benchmarks/cached_rerun.py: see the README, "Performance".
+DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
@@ -31,6 +34,11 @@ def raw_data_dir() -> Path:
 def experiments_dir() -> Path:
     """The folder the sensor watches for config and study files."""
     return Path(os.environ.get(EXPERIMENTS_ENV) or project_root() / "experiments").resolve()
+
+
+def executor_name() -> str:
+    """in_process (default), multiprocess or celery: read when the definitions load."""
+    return os.environ.get(EXECUTOR_ENV) or DEFAULT_EXECUTOR
 
 
 def ensure_dagster_home() -> Path:

@@ -6,6 +6,7 @@ the test split is only read once at the end for the test metrics.
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -90,7 +91,11 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @contextmanager
 def _scoped_global_state() -> Iterator[None]:
-    """Undo the process-wide switches a deterministic Trainer flips, and mute its chatter."""
+    """Undo the process-wide switches a deterministic Trainer flips, and mute its chatter.
+
+    Lightning's start-up info lines and its own use of a deprecated torch pytree API are noise
+    a user cannot act on; the determinism warnings ("warn" mode) stay visible.
+    """
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
@@ -99,7 +104,9 @@ def _scoped_global_state() -> Iterator[None]:
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            yield
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark = benchmark
