@@ -42,7 +42,7 @@ def test_loss_weight_without_effect_is_rejected() -> None:
 def test_bad_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("name: [unclosed\n")
-    with pytest.raises(ConfigError, match="broken.yaml"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml"):
         resolve_config([path])
 
 

@@ -101,7 +101,7 @@ def test_nice_gaussian_nll_by_hand() -> None:
     per_row = [0.5 * 5.0 + math.log(2 * math.pi) - math.log(2.0)]
     per_row.append(0.5 * 9.0 + math.log(2 * math.pi) - math.log(2.0))
     assert (-flow.log_prob(x)).tolist() == pytest.approx(per_row, rel=1e-6)
-    assert float(flow.nll(x)) == pytest.approx(sum(per_row) / 2, rel=1e-6)
+    assert flow.nll(x).item() == pytest.approx(sum(per_row) / 2, rel=1e-6)
 
 
 def test_nice_logistic_prior_by_hand() -> None:
@@ -115,8 +115,8 @@ def test_nice_logistic_prior_by_hand() -> None:
     expected -= math.log1p(math.e) + math.log1p(math.exp(-1.0))
     expected -= math.log1p(math.exp(2.0)) + math.log1p(math.exp(-2.0))
     expected += math.log(0.5)
-    assert float(flow.log_prob(x)[0]) == pytest.approx(expected, rel=1e-6)
-    assert float(flow.nll(x)) == pytest.approx(-expected, rel=1e-6)
+    assert flow.log_prob(x)[0].item() == pytest.approx(expected, rel=1e-6)
+    assert flow.nll(x).item() == pytest.approx(-expected, rel=1e-6)
 
 
 # --- Classifier, AE, VAE shapes ---------------------------------------------------------------

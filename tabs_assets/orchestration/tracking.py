@@ -78,7 +78,9 @@ class TrackingResource(ConfigurableResource):
     """Where runs go: SQLite in the store root by default, or a tracking server URL."""
 
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI; default sqlite:///<store root>/mlflow.db"
+        None,
+        description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
+        "sqlite:///<store root>/mlflow.db",
     )
     experiment_name: str = "tabs_assets"
     ui_url: str = Field(
@@ -88,8 +90,9 @@ class TrackingResource(ConfigurableResource):
     store_root: str | None = Field(None, description="default: the store's default root")
 
     def resolved_uri(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
+        """Resource config, else $MLFLOW_TRACKING_URI, else SQLite in the store root."""
+        if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+            return self.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
         root = Path(self.store_root) if self.store_root else settings.store_root()
         return f"sqlite:///{root / 'mlflow.db'}"
 

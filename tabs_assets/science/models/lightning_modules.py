@@ -2,7 +2,12 @@
 
 Epoch metrics are exact means over the rows seen (never plain averages of batch means), and
 they are accumulated on the device so training steps never wait for a host sync; the host
-reads them once per epoch. Subclasses add loss terms by overriding ``training_loss``.
+reads them once per epoch.
+
+Optimisation is manual (``training_step`` does zero_grad / backward / Adam step on the raw
+optimiser), which keeps Lightning's per-step overhead small for these small models; as a
+consequence ``trainer.global_step`` stays 0. Subclasses add loss terms by overriding
+``training_loss`` (and ``validation_metrics``), not ``training_step``.
 """
 
 import lightning as L

@@ -1,0 +1,86 @@
+"""Issue #3: MLflow holds a parent run per partition and a child run per asset that did work."""
+
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance
+from mlflow.tracking import MlflowClient
+
+from tabs_assets.orchestration.cli import materialize_partition
+from tabs_assets.orchestration.store import Store
+from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
+
+pytestmark = pytest.mark.integration
+
+COMPUTED = {
+    "dataset",
+    "classifier",
+    "reference_density",
+    "counterfactual_paths",
+    "explanation_metrics",
+}
+
+
+def _client(store: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+
+
+def _runs(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("tabs_assets")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+def test_graph_runs_are_tracked_and_cache_hits_add_nothing(register, project_env) -> None:
+    key = register("tracked", FAST_OVERRIDES)
+    first = materialize_partition(key)
+    assert first.success
+    meta = materialization_metadata(first)
+    # The unregularized NICE equals the reference NICE: trained once, re-used.
+    assert meta["generative_model"]["cache"] == "hit"
+    assert meta["generative_model"]["store_key"] == meta["reference_density"]["store_key"]
+
+    client = _client(project_env["store"])
+    runs = _runs(client)
+    [parent] = [r for r in runs if r.data.tags["tabs_assets.role"] == "partition"]
+    assert parent.data.tags["tabs_assets.partition_key"] == key
+    children = {r.data.tags["tabs_assets.asset"]: r for r in runs if r is not parent}
+    assert set(children) == COMPUTED
+    for name, run in children.items():
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.data.tags["tabs_assets.store_key"] == meta[name]["store_key"]
+        assert run.data.tags["tabs_assets.dagster_run_id"] == first.run_id
+        assert run.data.tags["tabs_assets.git_dirty"] in {"true", "false"}
+        assert run.data.tags["tabs_assets.git_commit"]
+        assert meta[name]["mlflow_run"].endswith(run.info.run_id)
+
+    classifier = children["classifier"]
+    assert classifier.data.params["classifier.hidden"] == "[50, 50]"
+    assert classifier.data.params["classifier.training.max_epochs"] == "3"
+    history = client.get_metric_history(classifier.info.run_id, "train_loss")
+    assert [m.step for m in history] == [0, 1, 2]
+    assert len(client.get_metric_history(classifier.info.run_id, "val_accuracy")) == 3
+    assert 0 <= classifier.data.metrics["test_accuracy"] <= 1
+    artifacts = {a.path for a in client.list_artifacts(classifier.info.run_id)}
+    assert {"weights.safetensors", "config.yaml", "confusion_matrix.png"} <= artifacts
+    metrics_run = children["explanation_metrics"]
+    assert {"validity_rate", "time_per_step_ns", "l1_auc"} <= set(metrics_run.data.metrics)
+
+    second = materialize_partition(key)
+    again = materialization_metadata(second)
+    assert {m["cache"] for m in again.values()} == {"hit"}
+    assert len(_runs(client)) == len(runs)  # a cache hit creates no run
+    assert again["classifier"]["mlflow_run"] == meta["classifier"]["mlflow_run"]
+
+
+def test_unreachable_tracking_server_keeps_the_result(
+    register, project_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    key = register("offline", {"dataset.n_points": 3000})
+    result = materialize_partition(key, "dataset")
+    assert result.success
+    meta = materialization_metadata(result)["dataset"]
+    assert "mlflow_error" in meta and "mlflow_run" not in meta
+    Store(project_env["store"]).verify("dataset", meta["store_key"])
+    logs = DagsterInstance.get().all_logs(result.run_id)
+    assert any("MLflow tracking failed, result kept" in entry.user_message for entry in logs)
