@@ -5,8 +5,8 @@ does not depend on training quality, because every path has exactly n_steps + 1 
 The row loop runs the library's own per-chunk math on one row at a time, on a subset of rows,
 and is scaled per path; both sides time the same work (sources, latents, decoded points; the
 classification of the path points is evaluation and is not timed). Batched and looped runs
-alternate for ``--rounds`` rounds and the medians are reported. Goals: batched >= 50x the row loop; Latent Shift >= 10x faster per step
-than REVISE.
+alternate for ``--rounds`` rounds and the medians are reported.
+Goals: batched >= 50x the row loop; Latent Shift >= 10x faster per step than REVISE.
 
     PYTHONPATH=. python benchmarks/explainers.py [--device cpu|cuda] [--row-subset 200]
         [--rounds 3] [--threads N]
@@ -122,7 +122,7 @@ def benchmark(device: torch.device, row_subset: int, rounds: int, chunk_size: in
     batched_seconds: dict[str, list[float]] = {name: [] for name in METHODS}
     loop_seconds: dict[str, list[float]] = {name: [] for name in METHODS}
     differences: dict[str, float] = dict.fromkeys(METHODS, 0.0)
-    for name, config in METHODS.items():  # warm-up (allocator, kernels)
+    for config in METHODS.values():  # warm-up (allocator, kernels)
         explain(inputs[:256], targets[:256], classifier, flow, config, LOSS, chunk_size, device)
     # Batched and looped runs alternate, so load from other processes hits both alike.
     for _ in range(rounds):

@@ -8,6 +8,8 @@ store key is reported to Dagster as the data version, so Dagster's staleness and
 
 import base64
 import math
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -179,6 +181,8 @@ def _compute_and_store(
             "dagster_run_id": context.run.run_id,
             "upstream": material["upstream"],
             "compute_seconds": round(seconds, 3),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
             "report": report,
         },
     )
@@ -207,9 +211,16 @@ def _compute_and_store(
 
 
 def config_asset(
-    name: str, group: str, loader: Callable[[Path], Any], kinds: set[str] | None = None
+    name: str,
+    group: str,
+    loader: Callable[[Path], Any],
+    kinds: set[str] | None = None,
+    pool: str | None = None,
 ) -> Callable[[ComputeFn], Any]:
-    """Turn a compute function into a partitioned, cached Dagster asset for ``NODES[name]``."""
+    """Turn a compute function into a partitioned, cached Dagster asset for ``NODES[name]``.
+
+    ``pool`` names a Dagster concurrency pool (its limit lives in the instance config).
+    """
     node = NODES[name]
     LOADERS[name] = loader
 
@@ -224,6 +235,7 @@ def config_asset(
             required_resource_keys={"store", "tracking"},
             group_name=group,
             kinds=kinds,
+            pool=pool,
         )
         def _asset(context: AssetExecutionContext, **handles: StoredInput) -> Output:
             return run_cached(context, node, compute, handles)

@@ -8,6 +8,7 @@ STORE_ENV = "TABS_ASSETS_STORE"
 RAW_DATA_ENV = "TABS_ASSETS_RAW_DATA"
 EXPERIMENTS_ENV = "TABS_ASSETS_EXPERIMENTS"
 EXECUTOR_ENV = "TABS_ASSETS_EXECUTOR"
+TRAINING_POOL_ENV = "TABS_ASSETS_TRAINING_POOL"
 # Measured by benchmarks/cached_rerun.py: see the README, "Performance".
 DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
@@ -39,6 +40,11 @@ def experiments_dir() -> Path:
 def executor_name() -> str:
     """in_process (default), multiprocess or celery: read when the definitions load."""
     return os.environ.get(EXECUTOR_ENV) or DEFAULT_EXECUTOR
+
+
+def training_pool() -> str:
+    """The Dagster concurrency pool of the training assets (one GPU = one slot)."""
+    return os.environ.get(TRAINING_POOL_ENV) or "gpu"
 
 
 def ensure_dagster_home() -> Path:

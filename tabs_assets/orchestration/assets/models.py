@@ -7,9 +7,11 @@ from typing import Any
 from dagster import AssetExecutionContext
 
 from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
 from tabs_assets.orchestration.tables import markdown_table
 
+TRAINING_POOL = settings.training_pool()
 CONFUSION_PNG = "confusion_matrix.png"
 CURVES_PNG = "learning_curves.png"
 
@@ -48,7 +50,9 @@ def _model_report(model: Any, title: str) -> Computed:
     )
 
 
-@config_asset("classifier", group="models", loader=load_model, kinds={"pytorch"})
+@config_asset(
+    "classifier", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
+)
 def classifier(
     config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
 ) -> Computed:
@@ -71,7 +75,9 @@ def classifier(
     return report
 
 
-@config_asset("generative_model", group="models", loader=load_model, kinds={"pytorch"})
+@config_asset(
+    "generative_model", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
+)
 def generative_model(
     config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
 ) -> Computed:
@@ -89,7 +95,9 @@ def generative_model(
     return _model_report(model, f"{spec.kind.upper()} learning curves")
 
 
-@config_asset("reference_density", group="models", loader=load_model, kinds={"pytorch"})
+@config_asset(
+    "reference_density", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
+)
 def reference_density(
     config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
 ) -> Computed:
