@@ -311,6 +311,25 @@ def test_empty_input_gives_empty_paths() -> None:
     assert paths.points.shape == (4, 0, 2)
 
 
+def test_targets_out_of_range_are_rejected_and_progress_is_reported() -> None:
+    inputs = random_rows(5)
+    config = LatentShiftConfig(n_steps=2)
+    with pytest.raises(ValueError, match=r"targets must lie in 0\.\.2"):
+        explain(inputs, torch.full((5,), 3), small_mlp(), WarpedCodec(), config, LOSS)
+    seen: list[tuple[int, int]] = []
+    explain(
+        inputs,
+        torch.zeros(5, dtype=torch.long),
+        small_mlp(),
+        WarpedCodec(),
+        config,
+        LOSS,
+        chunk_size=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
 # --------------------------------------------------------------------------------------------
 # REVISE, Wachter, source modes
 

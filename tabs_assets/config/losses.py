@@ -29,7 +29,7 @@ class GeneralValidityLoss(StrictModel):
 
     @property
     def label(self) -> str:
-        return f"{self.quantity}/{self.classes}/{self.weight:g}"
+        return f"{self.quantity}/{self.classes}"
 
 
 class TargetCrossEntropyLoss(StrictModel):

@@ -23,12 +23,38 @@ class SeedsConfig(StrictModel):
     values: list[int] = Field(min_length=1)
 
 
-class ReportConfig(StrictModel):
-    """How the study report lays out its table: rows and columns are member labels."""
+class RankingConfig(StrictModel):
+    """The ``top`` items with the best mean ``metric`` within each ``group``."""
 
-    rows: list[str] = Field(default_factory=lambda: ["dataset", "loss"])
+    group: str = "dataset"
+    items: list[str] = Field(default_factory=lambda: ["loss", "loss_weight", "explainer"])
+    metric: str = "validity_rate"
+    top: int = Field(5, gt=0)
+
+
+class LinePlotConfig(StrictModel):
+    """A metric against a numeric label (mean ± SEM over seeds), one line per ``hue``."""
+
+    x: str = "loss_weight"
+    hue: str = "dataset"
+    value: str = "validity_rate"
+    where: dict[str, Any] = Field(
+        default_factory=dict, description="keep members whose labels equal these values"
+    )
+
+
+class ReportConfig(StrictModel):
+    """The study report. Labels: dataset, generative, explainer, loss, loss_weight, seed and
+    the sweep's dotted keys."""
+
+    rows: list[str] = Field(default_factory=lambda: ["dataset", "loss", "loss_weight"])
     columns: list[str] = Field(default_factory=lambda: ["explainer"])
     metrics: list[str] = Field(default_factory=lambda: ["validity_rate"])
+    ranking: RankingConfig | None = None
+    line_plot: LinePlotConfig | None = None
+    boxplots: list[str] = Field(
+        default_factory=list, description="metrics shown as boxplots per explainer, e.g. l1_auc"
+    )
 
 
 class StudyConfig(StrictModel):

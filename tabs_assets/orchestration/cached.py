@@ -28,6 +28,7 @@ from dagster import (
 )
 
 from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.orchestration.executors import training_op_tags
 from tabs_assets.orchestration.graph import NODES, Node, key_material, store_key
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
@@ -118,68 +119,73 @@ def _metadata(entry: StoreEntry, status: str, outcome: TrackingOutcome | None) -
     return metadata
 
 
+@dataclass(frozen=True)
+class CacheTarget:
+    """Where one asset result lives and what went into its key."""
+
+    asset: str
+    store_name: str
+    key: str
+    material: dict[str, Any]  # the key material, written as the entry's config.yaml
+    code_version: str
+
+    @classmethod
+    def for_config(cls, node: Node, config: ExperimentConfig) -> "CacheTarget":
+        material = key_material(node.name, config)
+        return cls(
+            node.name, node.store_name, store_key(node.name, config), material, node.code_version
+        )
+
+
 def run_cached(
-    context: AssetExecutionContext,
-    node: Node,
-    compute: ComputeFn,
-    handles: Mapping[str, StoredInput],
+    context: AssetExecutionContext, target: CacheTarget, compute: Callable[[], Computed]
 ) -> Output:
-    """Materialize ``node`` for the context's partition through the store."""
+    """Materialize ``target`` for the context's partition through the store."""
     store_resource: StoreResource = context.resources.store
-    partition_key = context.partition_key
-    config = store_resource.registry().config(partition_key)
     store = store_resource.store()
-    key = store_key(node.name, config)
-    forced = store_resource.is_forced(node.name)
-    entry = None if forced else store.lookup(node.store_name, key)
+    forced = store_resource.is_forced(target.asset)
+    entry = None if forced else store.lookup(target.store_name, target.key)
     status, outcome = "hit", None
     if entry is None:
 
         def log_wait() -> None:
-            context.log.info(f"{node.name}: waiting for another process computing key {key}")
+            context.log.info(f"{target.asset}: waiting for another process computing {target.key}")
 
-        with store.lock(node.store_name, key, on_wait=log_wait):
-            entry = None if forced else store.lookup(node.store_name, key)
+        with store.lock(target.store_name, target.key, on_wait=log_wait):
+            entry = None if forced else store.lookup(target.store_name, target.key)
             if entry is None:
-                entry, outcome = _compute_and_store(context, node, config, key, compute, handles)
+                entry, outcome = _compute_and_store(context, target, compute)
                 status = "forced" if forced else "miss"
             else:
                 status = "hit (computed meanwhile by another process)"
-    context.log.info(f"{node.name} [{partition_key}]: cache {status}, key {key}")
+    context.log.info(f"{target.asset} [{context.partition_key}]: cache {status}, key {target.key}")
     return Output(
-        StoredRef(node.store_name, key),
-        data_version=DataVersion(key),
+        StoredRef(target.store_name, target.key),
+        data_version=DataVersion(target.key),
         metadata=_metadata(entry, status, outcome),
     )
 
 
 def _compute_and_store(
-    context: AssetExecutionContext,
-    node: Node,
-    config: ExperimentConfig,
-    key: str,
-    compute: ComputeFn,
-    handles: Mapping[str, StoredInput],
+    context: AssetExecutionContext, target: CacheTarget, compute: Callable[[], Computed]
 ) -> tuple[StoreEntry, TrackingOutcome]:
     store_resource: StoreResource = context.resources.store
     tracking: TrackingResource = context.resources.tracking
     store = store_resource.store()
-    material = key_material(node.name, config)
-    inputs = Inputs({name: handles[name] for name in node.upstream(config)}, LOADERS)
     started = time.perf_counter()
-    computed = compute(config, inputs, context)
+    computed = compute()
     seconds = time.perf_counter() - started
     report = {"metrics": computed.metrics, "tables": computed.tables, "previews": computed.previews}
     entry = store.write(
-        node.store_name,
-        key,
+        target.store_name,
+        target.key,
         computed.save,
-        config_slice=material,
+        config_slice=target.material,
         provenance={
-            "code_version": node.code_version,
+            "code_version": target.code_version,
             "partition_key": context.partition_key,
             "dagster_run_id": context.run.run_id,
-            "upstream": material["upstream"],
+            "upstream": target.material.get("upstream", {}),
             "compute_seconds": round(seconds, 3),
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -189,10 +195,10 @@ def _compute_and_store(
     outcome = tracking.record(
         AssetRun(
             partition_key=context.partition_key,
-            asset=node.name,
-            store_key=key,
+            asset=target.asset,
+            store_key=target.key,
             dagster_run_id=context.run.run_id,
-            params=material["slice"],
+            params=target.material.get("slice", {}),
             metrics={k: v for k, v in computed.metrics.items() if isinstance(v, (int, float))},
             history=computed.history,
             artifacts=sorted(p for p in entry.path.rglob("*") if p.is_file()),
@@ -236,9 +242,14 @@ def config_asset(
             group_name=group,
             kinds=kinds,
             pool=pool,
+            op_tags=training_op_tags() if pool else None,
         )
         def _asset(context: AssetExecutionContext, **handles: StoredInput) -> Output:
-            return run_cached(context, node, compute, handles)
+            config = context.resources.store.registry().config(context.partition_key)
+            used = {name: handles[name] for name in node.upstream(config)}
+            inputs = Inputs(used, LOADERS)
+            target = CacheTarget.for_config(node, config)
+            return run_cached(context, target, lambda: compute(config, inputs, context))
 
         return _asset
 

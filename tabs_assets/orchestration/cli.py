@@ -255,6 +255,84 @@ again:     dagster asset materialize -m tabs_assets.orchestration.definitions \\
         sys.exit(1)
 
 
+def _materialize_member(partition_key: str) -> tuple[str, bool, dict[str, str]]:
+    """Run in a worker process: one member partition, in process; returns cache statuses."""
+    result = materialize_partition(
+        partition_key, "group:data or group:models or group:explanations"
+    )
+    statuses = {
+        event.materialization.asset_key.path[-1]: str(event.materialization.metadata["cache"].value)
+        for event in result.get_asset_materialization_events()
+    }
+    return partition_key, result.success, statuses
+
+
+def run_study(study_key: str, max_parallel: int) -> bool:
+    """Materialize every member (up to ``max_parallel`` at once), then the study report."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    record = _registry().study(study_key)
+    members = record.member_keys
+    click.echo(f"study {study_key}: {len(members)} members, {max_parallel} in parallel")
+    failed = []
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch state
+    with ProcessPoolExecutor(max_workers=max_parallel, mp_context=context) as pool:
+        futures = [pool.submit(_materialize_member, key) for key in members]
+        for done, future in enumerate(as_completed(futures), start=1):
+            key, success, statuses = future.result()
+            hits = sum(status.startswith("hit") for status in statuses.values())
+            state = "ok" if success else "FAILED"
+            click.echo(f"  [{done}/{len(members)}] {key}: {state}, {hits}/{len(statuses)} cached")
+            if not success:
+                failed.append(key)
+    if failed:
+        click.secho(f"{len(failed)} member(s) failed: {', '.join(failed)}", fg="red", err=True)
+        return False
+    result = materialize_partition(study_key, "group:studies")
+    _print_run_summary(result, study_key)
+    return result.success
+
+
+@main.group()
+def study() -> None:
+    """Run and inspect studies (a base config + sweep + seeds, and a report)."""
+
+
+@study.command(name="run")
+@click.argument("target")
+@click.option("--max-parallel", default=2, show_default=True, help="members run at once")
+def study_run(target: str, max_parallel: int) -> None:
+    """Register a study file (or take a registered study key) and materialize all of it."""
+    from tabs_assets.orchestration.registration import add_partitions, register_file
+
+    path = Path(target)
+    key = target
+    if path.is_file():
+        try:
+            registered = register_file(_registry(), path)
+        except ConfigError as error:
+            _fail(str(error))
+        if not registered.studies:
+            _fail(f"{path} is not a study file (it has no top-level 'study:' key)")
+        add_partitions(_instance(), registered)
+        key = registered.studies[0]
+    try:
+        success = run_study(key, max_parallel)
+    except UnknownPartitionError as error:
+        _fail(str(error))
+    store_ = _store()
+    report = [
+        e
+        for e in store_.entries()
+        if e.asset == "study_report" and e.manifest.get("partition_key") == key
+    ]
+    if report:
+        click.echo(f"report: {report[-1].path / 'report.md'}")
+    if not success:
+        sys.exit(1)
+
+
 @main.group()
 def store() -> None:
     """Inspect and clean the content-addressed store."""

@@ -12,6 +12,7 @@ from tabs_assets.orchestration.assets.models import (
     generative_model,
     reference_density,
 )
+from tabs_assets.orchestration.assets.studies import study_report, study_table
 from tabs_assets.orchestration.executors import selected_executor
 from tabs_assets.orchestration.io_manager import StoreIOManager
 from tabs_assets.orchestration.partitions import config_partitions
@@ -37,8 +38,10 @@ config_graph_job = define_asset_job(
 
 store = StoreResource()
 
+STUDY_ASSETS = [study_table, study_report]
+
 defs = Definitions(
-    assets=CONFIG_ASSETS,
+    assets=[*CONFIG_ASSETS, *STUDY_ASSETS],
     jobs=[config_graph_job],
     sensors=[experiments_sensor],
     resources={

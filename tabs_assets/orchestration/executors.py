@@ -1,8 +1,38 @@
-"""The run executor, chosen per deployment by $TABS_ASSETS_EXECUTOR."""
+"""The run executor, chosen per deployment by $TABS_ASSETS_EXECUTOR.
+
+The Celery executor takes its broker and result backend from $TABS_ASSETS_CELERY_BROKER and
+$TABS_ASSETS_CELERY_BACKEND (default: Redis on 127.0.0.1), read when the definitions load; the
+workers read the same variables through ``deploy/celery.yaml``. dagster_celery is imported only
+when the Celery executor is selected, so loading the definitions stays fast.
+"""
+
+import os
 
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from tabs_assets.orchestration import settings
+
+CELERY_BROKER_ENV = "TABS_ASSETS_CELERY_BROKER"
+CELERY_BACKEND_ENV = "TABS_ASSETS_CELERY_BACKEND"
+TRAINING_QUEUE_ENV = "TABS_ASSETS_TRAINING_QUEUE"
+DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
+# The op tag dagster-celery reads to pick a step's Celery queue (dagster_celery.tags).
+CELERY_QUEUE_TAG = "dagster-celery/queue"
+
+
+def celery_broker() -> str:
+    return os.environ.get(CELERY_BROKER_ENV) or DEFAULT_CELERY_URL
+
+
+def celery_backend() -> str:
+    return os.environ.get(CELERY_BACKEND_ENV) or celery_broker()
+
+
+def training_op_tags() -> dict[str, str]:
+    """Op tags of the training assets: their Celery queue when $TABS_ASSETS_TRAINING_QUEUE is
+    set (workers on GPU machines listen on it with ``-q``); otherwise the default queue."""
+    queue = os.environ.get(TRAINING_QUEUE_ENV)
+    return {CELERY_QUEUE_TAG: queue} if queue else {}
 
 
 def selected_executor(name: str | None = None) -> ExecutorDefinition:
@@ -16,7 +46,9 @@ def selected_executor(name: str | None = None) -> ExecutorDefinition:
     if name == "celery":
         from dagster_celery import celery_executor
 
-        return celery_executor
+        return celery_executor.configured(
+            {"broker": celery_broker(), "backend": celery_backend()}, name="celery"
+        )
     raise ValueError(
         f"${settings.EXECUTOR_ENV}={name!r}: choose in_process, multiprocess or celery"
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash, result_slice
+from tabs_assets.config.study import StudyConfig
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 KEY_LENGTH = 32
@@ -178,3 +179,40 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
         "slice": result_slice(node.config_slice(config)),
         "upstream": {name: store_key(name, config) for name in node.upstream(config)},
     }
+
+
+# Study assets: partitioned by study, built only from the study's own member partitions.
+STUDY_SOURCES: dict[str, tuple[str, ...]] = {
+    "study_table": ("config/study.py", "science/study_tables.py", "science/metrics.py"),
+    "study_report": (
+        "config/study.py",
+        "science/study_tables.py",
+        "science/plotting/studies.py",
+        "science/plotting/style.py",
+    ),
+}
+STUDY_VERSION = 1
+
+
+def study_code_version(asset: str) -> str:
+    return f"{STUDY_VERSION}.{source_digest(STUDY_SOURCES[asset])[:12]}"
+
+
+def study_key_material(
+    asset: str, study: StudyConfig, members: dict[str, ExperimentConfig]
+) -> dict[str, Any]:
+    """study_table builds on every member's metrics; study_report on the study table."""
+    if asset == "study_table":
+        upstream = {key: store_key("explanation_metrics", c) for key, c in sorted(members.items())}
+    else:
+        upstream = {"study_table": study_store_key("study_table", study, members)}
+    return {
+        "asset": asset,
+        "code_version": study_code_version(asset),
+        "slice": result_slice(study),
+        "upstream": upstream,
+    }
+
+
+def study_store_key(asset: str, study: StudyConfig, members: dict[str, ExperimentConfig]) -> str:
+    return content_hash(study_key_material(asset, study, members))[:KEY_LENGTH]

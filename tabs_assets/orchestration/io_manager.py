@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
-from tabs_assets.orchestration.graph import entry_address
+from tabs_assets.orchestration.graph import STUDY_SOURCES, entry_address, study_store_key
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.store import CorruptEntryError, Store
 
@@ -68,6 +68,10 @@ class StoreIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> StoredInput:
         asset = context.upstream_output.asset_key.path[-1]
         partition_key = context.asset_partition_key
-        config = self.store.registry().config(partition_key)
-        store_name, key = entry_address(asset, config)
+        registry = self.store.registry()
+        if asset in STUDY_SOURCES:
+            study = registry.study(partition_key)
+            key = study_store_key(asset, study.study, study.member_configs(registry))
+            return StoredInput(self.store.store(), asset, asset, key, partition_key)
+        store_name, key = entry_address(asset, registry.config(partition_key))
         return StoredInput(self.store.store(), asset, store_name, key, partition_key)

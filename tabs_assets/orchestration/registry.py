@@ -32,6 +32,9 @@ class StudyRecord:
     def member_keys(self) -> list[str]:
         return [member["partition_key"] for member in self.members]
 
+    def member_configs(self, registry: "Registry") -> dict[str, ExperimentConfig]:
+        return {key: registry.config(key) for key in self.member_keys}
+
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -226,9 +226,8 @@ def _latent_shift(
         gradient = _unit_rows(gradient)
     n_points = config.n_steps + 1
     if config.threshold_search is None:
-        shifts = (torch.arange(n_points, device=z0.device, dtype=z0.dtype) * config.step_size)[
-            :, None
-        ]
+        steps = torch.arange(n_points, device=z0.device, dtype=z0.dtype)
+        shifts = (steps * config.step_size)[:, None]  # [S, 1]: the same for every row
     else:
         largest = _search_shifts(
             z0, gradient, targets, classifier, codec, config.step_size, config.threshold_search
@@ -416,6 +415,7 @@ def _explain_chunk(
     generative: nn.Module | None,
     explainer: ExplainerConfig,
     loss: ValidityLossConfig,
+    largest_target: int,
 ) -> _Chunk:
     """Paths of one chunk; ``seconds`` times the explainer (sources, latents, decoded points).
 
@@ -426,14 +426,14 @@ def _explain_chunk(
     start = time.perf_counter()
     with torch.no_grad():
         logits0 = classifier(inputs)
-        sources = logits0.argmax(-1)
+    if largest_target >= logits0.shape[-1]:
+        raise ValueError(f"targets must lie in 0..{logits0.shape[-1] - 1}, got {largest_target}")
+    sources = logits0.argmax(-1)
     latents = path_latents(inputs, sources, targets, classifier, generative, explainer, loss)
     with torch.no_grad():
         points = _codec(explainer, generative).decode(latents)  # one [S, B, H] call
     _synchronize(device)
     seconds = time.perf_counter() - start
-    if len(targets) and int(targets.max()) >= logits0.shape[-1]:
-        raise ValueError(f"targets must lie in 0..{logits0.shape[-1] - 1}")
     with torch.no_grad():
         logits = classifier(points)
     in_latent_space = not isinstance(explainer, WachterConfig)
@@ -477,6 +477,9 @@ def explain(
     if isinstance(explainer, WachterConfig):
         generative = None
     n_rows = len(inputs)
+    largest_target = int(targets.max()) if n_rows else -1  # checked against C without a sync
+    if n_rows and int(targets.min()) < 0:
+        raise ValueError(f"targets must be class indices >= 0, got {int(targets.min())}")
     chunks: list[_Chunk] = []
     with _evaluating(classifier, device), _evaluating(generative, device):
         for begin in range(0, max(n_rows, 1), chunk_size):
@@ -484,7 +487,15 @@ def explain(
             chunk_inputs = inputs[rows].to(device=device, dtype=torch.float32)
             chunk_targets = targets[rows].to(device=device, dtype=torch.long)
             chunks.append(
-                _explain_chunk(chunk_inputs, chunk_targets, classifier, generative, explainer, loss)
+                _explain_chunk(
+                    chunk_inputs,
+                    chunk_targets,
+                    classifier,
+                    generative,
+                    explainer,
+                    loss,
+                    largest_target,
+                )
             )
             if progress is not None:
                 progress(min(begin + chunk_size, n_rows), n_rows)
