@@ -185,9 +185,18 @@ def materialize_partition(
 
     from tabs_assets.orchestration.definitions import defs
 
+    from tabs_assets.orchestration.partitions import config_partitions, study_partitions
+
     instance = _instance()
     graph = defs.resolve_asset_graph()
-    keys = AssetSelection.from_string(selection).resolve(graph)
+    is_study = instance.has_dynamic_partition(study_partitions.name, partition_key)
+    kind = study_partitions if is_study else config_partitions
+    # '*' means "everything of this partition's kind": configs and studies partition differently.
+    keys = {
+        key
+        for key in AssetSelection.from_string(selection).resolve(graph)
+        if graph.get(key).partitions_def == kind
+    }
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
         partition_key=partition_key,
@@ -250,7 +259,7 @@ results:   tabs-assets store show {key}   (store root {root})
 Dagster:   DAGSTER_HOME={home} dagster dev -w workspace.yaml   -> http://127.0.0.1:3000
 MLflow:    mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}   -> http://127.0.0.1:5000
 again:     dagster asset materialize -m tabs_assets.orchestration.definitions \\
-             --select '*' --partition {key}""")
+             --select '*plots' --partition {key}""")
     if not result.success:
         sys.exit(1)
 

@@ -12,6 +12,7 @@ from tabs_assets.orchestration.assets.models import (
     generative_model,
     reference_density,
 )
+from tabs_assets.orchestration.assets.plots import plots
 from tabs_assets.orchestration.assets.studies import study_report, study_table
 from tabs_assets.orchestration.executors import selected_executor
 from tabs_assets.orchestration.io_manager import StoreIOManager
@@ -27,13 +28,14 @@ CONFIG_ASSETS = [
     reference_density,
     counterfactual_paths,
     explanation_metrics,
+    plots,
 ]
 
 config_graph_job = define_asset_job(
     "config_graph",
     selection=[a.key for a in CONFIG_ASSETS],
     partitions_def=config_partitions,
-    description="Everything of one config partition, from the dataset to the metrics.",
+    description="Everything of one config partition, from the dataset to the plots.",
 )
 
 store = StoreResource()

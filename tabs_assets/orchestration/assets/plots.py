@@ -1,0 +1,42 @@
+"""The plots asset: every figure that applies to the config, as PNG/SVG plus small previews."""
+
+from dagster import AssetExecutionContext
+
+from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.orchestration.assets.explanations import load_record
+from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
+
+PREVIEW_DPI = 40  # small enough to embed many in the Dagster event log
+
+
+@config_asset("plots", group="plots", loader=load_record, kinds={"matplotlib"})
+def plots(config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext) -> Computed:
+    from tabs_assets.science.plotting.config_figures import config_figures
+    from tabs_assets.science.plotting.style import figure_bytes
+    from tabs_assets.science.records import Record
+
+    figures = config_figures(
+        inputs["dataset"],
+        inputs["classifier"],
+        inputs["generative_model"],
+        inputs["counterfactual_paths"],
+        inputs["explanation_metrics"],
+        config.plots,
+        config.loss,
+    )
+    context.log.info(f"plots: {len(figures)} figures: {', '.join(figures)}")
+    files = {
+        f"{name}.{fmt}": figure_bytes(figure, fmt)
+        for name, figure in figures.items()
+        for fmt in config.plots.formats
+    }
+    previews = {
+        f"previews/{name}.png": figure_bytes(figure, "png", dpi=PREVIEW_DPI)
+        for name, figure in figures.items()
+    }
+    return Computed(
+        payload=Record({"figures": sorted(figures), "formats": list(config.plots.formats)}),
+        metrics={"figures": len(figures)},
+        files={**files, **previews},
+        previews=sorted(previews),
+    )

@@ -1,0 +1,116 @@
+"""Issue #5: study aggregation (mean ± SEM over seeds) and a real study run through Dagster."""
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tabs_assets.orchestration.cli import main
+from tabs_assets.orchestration.registry import Registry
+from tabs_assets.orchestration.store import Store
+from tabs_assets.science.study_tables import aggregate, best_items, pivot_metric
+from tabs_assets_tests.conftest import FAST_OVERRIDES
+
+CRAFTED = pd.DataFrame(
+    {
+        "dataset": ["cake"] * 5 + ["wine"] * 2,
+        "explainer": ["latent_shift"] * 3 + ["revise"] * 2 + ["latent_shift"] * 2,
+        "seed": [1, 2, 3, 1, 2, 1, 2],
+        "validity_rate": [0.5, 0.7, 0.9, 1.0, 1.0, 0.2, float("nan")],
+    }
+)
+
+
+def test_aggregate_computes_mean_and_sem_over_seeds() -> None:
+    table = aggregate(CRAFTED, ["dataset", "explainer"], ["validity_rate"]).set_index(
+        ["dataset", "explainer"]
+    )
+    cake = table.loc[("cake", "latent_shift")]
+    assert cake["n"] == 3
+    assert cake["validity_rate_mean"] == pytest.approx(0.7)
+    assert cake["validity_rate_sem"] == pytest.approx(0.2 / math.sqrt(3))  # std(ddof=1)=0.2
+    revise = table.loc[("cake", "revise")]
+    assert (revise["validity_rate_mean"], revise["validity_rate_sem"]) == (1.0, 0.0)
+    wine = table.loc[("wine", "latent_shift")]  # NaN (no valid path) is not averaged as 0
+    assert wine["validity_rate_mean"] == pytest.approx(0.2)
+    assert math.isnan(wine["validity_rate_sem"])
+
+
+def test_pivot_formats_percentages_and_ranking_orders_best_first() -> None:
+    aggregated = aggregate(CRAFTED, ["dataset", "explainer"], ["validity_rate"])
+    pivot = pivot_metric(aggregated, ["dataset"], ["explainer"], "validity_rate")
+    assert pivot.loc["cake", "latent_shift"] == "70 ± 12"
+    assert pivot.loc["cake", "revise"] == "100 ± 0"
+    assert pivot.loc["wine", "latent_shift"] == "20"
+    best = best_items(aggregated, "dataset", ["explainer"], "validity_rate", top=1)
+    assert best.to_dict("records") == [
+        {"dataset": "cake", "explainer": "revise", "validity_rate": "100 ± 0"},
+        {"dataset": "wine", "explainer": "latent_shift", "validity_rate": "20"},
+    ]
+
+
+def _study_file(directory: Path) -> Path:
+    base = directory / "base.yaml"
+    data: dict = {"name": "base"}
+    for key, value in FAST_OVERRIDES.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    base.write_text(yaml.safe_dump(data))
+    study = directory / "tiny_study.yaml"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "study": {
+                    "name": "tiny",
+                    "base": ["base.yaml"],
+                    "sweep": {"explainer.method": ["latent_shift", "revise"]},
+                    "seeds": {"values": [1, 2]},
+                    "report": {
+                        "rows": ["dataset"],
+                        "columns": ["explainer"],
+                        "metrics": ["validity_rate", "time_per_step_ns"],
+                        "boxplots": ["l1_auc"],
+                    },
+                }
+            }
+        )
+    )
+    return study
+
+
+@pytest.mark.integration
+def test_study_runs_end_to_end_and_reruns_from_cache(project_env) -> None:
+    study = _study_file(project_env["experiments"])
+    runner = CliRunner()
+    first = runner.invoke(main, ["study", "run", str(study), "--max-parallel", "2"])
+    assert first.exit_code == 0, first.output
+    assert "[4/4]" in first.output
+    [study_key] = Registry(project_env["store"]).study_keys()
+    store = Store(project_env["store"])
+    [table_entry] = [e for e in store.entries() if e.asset == "study_table"]
+    members = pd.read_csv(table_entry.path / "members.csv")
+    aggregated = pd.read_csv(table_entry.path / "aggregated.csv")
+    assert len(members) == 4 and set(members["seed"]) == {1, 2}
+    assert len(aggregated) == 2  # one group per explainer, seeds averaged
+    for method, group in members.groupby("explainer"):
+        row = aggregated[aggregated["explainer"] == method].iloc[0]
+        values = group["validity_rate"].tolist()
+        assert row["validity_rate_mean"] == pytest.approx(sum(values) / 2)
+        assert row["validity_rate_sem"] == pytest.approx(abs(values[0] - values[1]) / 2)
+    [report_entry] = [e for e in store.entries() if e.asset == "study_report"]
+    files = {p.name for p in report_entry.path.iterdir()}
+    assert {"validity_rate.csv", "validity_rate.md", "validity_rate.tex", "report.md",
+            "method_boxplots.png", "method_boxplots.svg"} <= files
+    table = pd.read_csv(report_entry.path / "validity_rate.csv", index_col=0)
+    assert list(table.columns) == ["latent_shift", "revise"]
+
+    second = runner.invoke(main, ["study", "run", study_key])
+    assert second.exit_code == 0, second.output
+    assert second.output.count("6/6 cached") == 4
+    assert "study_table            cache hit" in second.output
