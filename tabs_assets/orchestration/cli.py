@@ -184,7 +184,6 @@ def materialize_partition(
     from dagster import AssetSelection
 
     from tabs_assets.orchestration.definitions import defs
-
     from tabs_assets.orchestration.partitions import config_partitions, study_partitions
 
     instance = _instance()

@@ -59,6 +59,7 @@ def counterfactual_paths(
         config.explainer,
         config.loss,
         chunk_size=config.explanation.chunk_size,
+        progress=lambda done, total: context.log.info(f"explained {done}/{total} rows"),
     )
     reached = (paths.predictions == paths.targets.unsqueeze(0)).any(dim=0)
     return Computed(
@@ -78,7 +79,7 @@ def explanation_metrics(
 ) -> Computed:
     import torch
 
-    from tabs_assets.science.metrics import path_metrics, per_step_curves
+    from tabs_assets.science.metrics import path_lof_scores, path_metrics, per_step_curves
     from tabs_assets.science.records import Record
 
     data = inputs["dataset"]
@@ -88,15 +89,13 @@ def explanation_metrics(
     train_x, _ = data.split_arrays("train")
     train = torch.from_numpy(train_x)
     x_max = train.max(dim=0).values
-    values = path_metrics(
-        paths, reference, train, classifier, x_max, config.metrics, seed=config.dataset.split.seed
-    )
-    curves = per_step_curves(paths, train, config.metrics, seed=config.dataset.split.seed)
+    seed = config.dataset.split.seed
+    lof = path_lof_scores(paths, train, config.metrics, seed)  # the costly part: once
+    values = path_metrics(paths, reference, train, classifier, x_max, config.metrics, seed, lof=lof)
+    curves = per_step_curves(paths, train, config.metrics, seed, lof=lof)
     table = markdown_table(["metric", "value"], [[k, v] for k, v in values.items()])
     return Computed(
-        payload=Record(
-            values, {k: v.numpy() if hasattr(v, "numpy") else v for k, v in curves.items()}
-        ),
+        payload=Record(values, curves),
         metrics={k: float(v) for k, v in values.items()},
         tables={"explanation_metrics": table},
     )
