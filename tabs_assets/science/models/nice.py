@@ -13,12 +13,26 @@ from tabs_assets.science.models.classifier import mlp
 Prior = Literal["gaussian", "logistic"]
 
 
+def split_halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(even columns, odd columns) of the last dim, 0-based, as contiguous tensors."""
+    return x[..., 0::2].contiguous(), x[..., 1::2].contiguous()
+
+
+def merge_halves(even: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
+    """Interleave the halves back into [..., D]."""
+    out = even.new_empty((*even.shape[:-1], even.shape[-1] + odd.shape[-1]))
+    out[..., 0::2] = even
+    out[..., 1::2] = odd
+    return out
+
+
 class AdditiveCoupling(nn.Module):
     """One coupling layer on 0-based columns.
 
     ``keep_odd=True`` (an "odd" layer) keeps the odd columns and updates the even ones:
-    x_even <- x_even + m(x_odd); ``keep_odd=False`` does the reverse. Strided slices of the last
-    dim make it work for any leading shape, for D = 2 and for odd D (halves of different size).
+    x_even <- x_even + m(x_odd); ``keep_odd=False`` does the reverse. Works on the two halves
+    directly, so a stack of layers splits and interleaves the columns only once; any leading
+    shape, D = 2 and odd D (halves of different size) work.
     """
 
     def __init__(self, input_dim: int, hidden: Sequence[int], keep_odd: bool) -> None:
@@ -26,22 +40,24 @@ class AdditiveCoupling(nn.Module):
         if input_dim < 2:
             raise ValueError(f"NICE needs at least 2 input columns, got {input_dim}")
         self.keep_odd = keep_odd
-        self.keep = slice(1, None, 2) if keep_odd else slice(0, None, 2)
-        self.update = slice(0, None, 2) if keep_odd else slice(1, None, 2)
-        columns = range(input_dim)
-        self.shift = mlp(len(columns[self.keep]), hidden, len(columns[self.update]))
+        n_even, n_odd = (input_dim + 1) // 2, input_dim // 2
+        n_keep, n_update = (n_odd, n_even) if keep_odd else (n_even, n_odd)
+        self.shift = mlp(n_keep, hidden, n_update)
 
-    def _couple(self, x: torch.Tensor, sign: float) -> torch.Tensor:
-        out = x.clone()
-        out[..., self.update] = x[..., self.update] + sign * self.shift(x[..., self.keep])
-        return out
+    def couple(
+        self, even: torch.Tensor, odd: torch.Tensor, sign: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward (sign +1) or inverse (sign -1) on the halves: the kept half is unchanged,
+        so m(kept) is recomputed exactly on the way back."""
+        if self.keep_odd:
+            return even + sign * self.shift(odd), odd
+        return even, odd + sign * self.shift(even)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._couple(x, 1.0)
+        return merge_halves(*self.couple(*split_halves(x), 1.0))
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        # The kept half passes through unchanged, so m(kept) is recomputed exactly.
-        return self._couple(y, -1.0)
+        return merge_halves(*self.couple(*split_halves(y), -1.0))
 
 
 class Nice(nn.Module):
@@ -72,17 +88,17 @@ class Nice(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., D] -> z [..., D]."""
-        h = x
+        even, odd = split_halves(x)
         for coupling in self.couplings:
-            h = coupling(h)
-        return h * torch.exp(self.log_scale)
+            even, odd = coupling.couple(even, odd, 1.0)
+        return merge_halves(even, odd) * torch.exp(self.log_scale)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z [..., D] -> x [..., D], the exact inverse of ``encode``."""
-        h = z * torch.exp(-self.log_scale)
+        even, odd = split_halves(z * torch.exp(-self.log_scale))
         for coupling in reversed(self.couplings):
-            h = coupling.inverse(h)
-        return h
+            even, odd = coupling.couple(even, odd, -1.0)
+        return merge_halves(even, odd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x)
