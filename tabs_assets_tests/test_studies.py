@@ -5,12 +5,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from click.testing import CliRunner
 
 from tabs_assets.orchestration.cli import main
+from tabs_assets.orchestration.graph import entry_address
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.store import Store
+from tabs_assets.science.explainers import CounterfactualPaths
 from tabs_assets.science.study_tables import aggregate, best_items, pivot_metric
 from tabs_assets_tests.conftest import FAST_OVERRIDES
 
@@ -105,12 +108,32 @@ def test_study_runs_end_to_end_and_reruns_from_cache(project_env) -> None:
         assert row["validity_rate_sem"] == pytest.approx(abs(values[0] - values[1]) / 2)
     [report_entry] = [e for e in store.entries() if e.asset == "study_report"]
     files = {p.name for p in report_entry.path.iterdir()}
-    assert {"validity_rate.csv", "validity_rate.md", "validity_rate.tex", "report.md",
-            "method_boxplots.png", "method_boxplots.svg"} <= files
+    assert {
+        "validity_rate.csv",
+        "validity_rate.md",
+        "validity_rate.tex",
+        "report.md",
+        "method_boxplots.png",
+        "method_boxplots.svg",
+    } <= files
     table = pd.read_csv(report_entry.path / "validity_rate.csv", index_col=0)
     assert list(table.columns) == ["latent_shift", "revise"]
 
+    # Both methods explain the same points towards the same targets.
+    registry = Registry(project_env["store"])
+    by_method: dict[str, list] = {}
+    for key in registry.study(study_key).member_keys:
+        config = registry.config(key)
+        entry = store.verify(*entry_address("counterfactual_paths", config))
+        by_method.setdefault(config.explainer.method, []).append(
+            CounterfactualPaths.load(entry.path)
+        )
+    for shift, revise in zip(by_method["latent_shift"], by_method["revise"], strict=True):
+        assert torch.equal(shift.inputs, revise.inputs)
+        assert torch.equal(shift.targets, revise.targets)
+        assert (shift.targets != shift.sources).all()
+
     second = runner.invoke(main, ["study", "run", study_key])
     assert second.exit_code == 0, second.output
-    assert second.output.count("6/6 cached") == 4
+    assert "4 already in the store, 0 to run" in second.output
     assert "study_table            cache hit" in second.output

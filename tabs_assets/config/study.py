@@ -4,7 +4,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -42,6 +42,14 @@ class LinePlotConfig(StrictModel):
         default_factory=dict, description="keep members whose labels equal these values"
     )
 
+    @property
+    def name(self) -> str:
+        """File stem, e.g. validity_rate_vs_loss_weight_revise."""
+        suffix = "".join(f"_{value}" for value in self.where.values())
+        return "".join(
+            c if c.isalnum() or c in "_-." else "_" for c in f"{self.value}_vs_{self.x}{suffix}"
+        )
+
 
 class ReportConfig(StrictModel):
     """The study report. Labels: dataset, generative, explainer, loss, loss_weight, seed and
@@ -51,7 +59,10 @@ class ReportConfig(StrictModel):
     columns: list[str] = Field(default_factory=lambda: ["explainer"])
     metrics: list[str] = Field(default_factory=lambda: ["validity_rate"])
     ranking: RankingConfig | None = None
-    line_plot: LinePlotConfig | None = None
+    line_plots: list[LinePlotConfig] = Field(default_factory=list)
+    member_asset: Literal["explanation_metrics", "plots"] = Field(
+        "explanation_metrics", description="how far `study run` materializes each member"
+    )
     boxplots: list[str] = Field(
         default_factory=list, description="metrics shown as boxplots per explainer, e.g. l1_auc"
     )

@@ -274,11 +274,9 @@ def _share_cores(workers: int) -> None:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
-def _materialize_member(partition_key: str) -> tuple[str, bool, dict[str, str]]:
+def _materialize_member(partition_key: str, asset: str) -> tuple[str, bool, dict[str, str]]:
     """Run in a worker process: one member partition, in process; returns cache statuses."""
-    result = materialize_partition(
-        partition_key, "group:data or group:models or group:explanations"
-    )
+    result = materialize_partition(partition_key, f"*{asset}")
     statuses = {
         event.materialization.asset_key.path[-1]: str(event.materialization.metadata["cache"].value)
         for event in result.get_asset_materialization_events()
@@ -291,9 +289,20 @@ def run_study(study_key: str, max_parallel: int) -> bool:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    record = _registry().study(study_key)
-    members = record.member_keys
-    click.echo(f"study {study_key}: {len(members)} members, {max_parallel} in parallel")
+    registry, store_ = _registry(), _store()
+    record = registry.study(study_key)
+    member_asset = record.study.report.member_asset
+    # A member whose metrics are stored (and verify) needs no run: reruns take seconds.
+    members = [
+        key
+        for key in record.member_keys
+        if store_.lookup(*entry_address(member_asset, registry.config(key))) is None
+    ]
+    click.echo(
+        f"study {study_key}: {len(record.member_keys)} members, "
+        f"{len(record.member_keys) - len(members)} already in the store, "
+        f"{len(members)} to run ({max_parallel} in parallel)"
+    )
     failed = []
     context = multiprocessing.get_context("spawn")  # no fork of a process holding torch state
     with ProcessPoolExecutor(
@@ -302,7 +311,7 @@ def run_study(study_key: str, max_parallel: int) -> bool:
         initializer=_share_cores,
         initargs=(max_parallel,),
     ) as pool:
-        futures = [pool.submit(_materialize_member, key) for key in members]
+        futures = [pool.submit(_materialize_member, key, member_asset) for key in members]
         for done, future in enumerate(as_completed(futures), start=1):
             key, success, statuses = future.result()
             hits = sum(status.startswith("hit") for status in statuses.values())

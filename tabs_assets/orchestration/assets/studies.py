@@ -164,12 +164,11 @@ def report_files(
         files.update(_table_files(f"best_{ranking.metric}", best.set_index(ranking.group)))
         markdown[f"best_{ranking.metric}"] = best.to_markdown(index=False)
     figures = {}
-    if report.line_plot is not None:
-        plot = report.line_plot
+    for plot in report.line_plots:
         members = table.members
         for label, value in plot.where.items():
             members = members[members[label] == value]
-        figures[f"{plot.value}_vs_{plot.x}"] = validity_vs_weight_figure(
+        figures[plot.name] = validity_vs_weight_figure(
             members, x=plot.x, hue=plot.hue, value=plot.value
         )
     if report.boxplots:
