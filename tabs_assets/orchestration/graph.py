@@ -146,7 +146,7 @@ NODES: dict[str, Node] = {
             "plots",
             1,
             ("science/plots*.py", "science/plotting/*.py"),
-            lambda c: {"plots": c.plots},
+            lambda c: {"plots": c.plots, "loss": c.loss},  # the loss landscape is drawn
             (
                 "dataset",
                 "classifier",

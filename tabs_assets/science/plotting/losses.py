@@ -11,9 +11,11 @@ from typing import Literal
 
 import numpy as np
 import torch
+from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from torch import nn
 
 from tabs_assets.config.losses import ValidityLossConfig
@@ -39,13 +41,17 @@ from tabs_assets.science.plotting.style import new_figure, project_style
 CONTOUR_LEVELS = 14
 STREAM_DENSITY = 1.1
 MAGNITUDE_FLOOR = 1e-12
+# magma without its palest end, which vanishes on the light class colours.
+STREAM_COLOURS = ListedColormap(colormaps["magma"](np.linspace(0.0, 0.8, 256)))
 
 
 def loss_label(loss_config: ValidityLossConfig) -> str:
     return str(getattr(loss_config, "label", loss_config.kind))
 
 
-def pair_title(data: PreparedDataset, loss_config: ValidityLossConfig, source: int, target: int) -> str:
+def pair_title(
+    data: PreparedDataset, loss_config: ValidityLossConfig, source: int, target: int
+) -> str:
     names = data.class_names
     return f"{loss_label(loss_config)}: {names[source]} → {names[target]}"
 
@@ -92,7 +98,7 @@ def loss_contours_figure(
             grid.x0, grid.x1, grid.image(loss), levels=CONTOUR_LEVELS, cmap="viridis", linewidths=1
         )
         axes.clabel(contours, fontsize=6, fmt="%.3g")
-        figure.colorbar(contours, ax=axes, label="loss", location="left", pad=0.02)
+        figure.colorbar(contours, ax=axes, label="loss")
         if space == "latent":
             label_latent_axes(axes, grid)
         else:
@@ -147,7 +153,7 @@ def draw_stream(axes: Axes, grid: Grid, displacement: np.ndarray, std: np.ndarra
         u,
         v,
         color=magnitude,
-        cmap="magma",
+        cmap=STREAM_COLOURS,
         norm=LogNorm(max(low, MAGNITUDE_FLOOR), max(high, low * 10, MAGNITUDE_FLOOR * 10)),
         density=STREAM_DENSITY,
         linewidth=0.8,
@@ -183,11 +189,16 @@ def gradient_stream_figure(
         fields.append((title, displacement))
     with project_style():
         figure = new_figure(0.9 + 4.4 * len(fields), 4.3)
-        for index, (title, field) in enumerate(fields):
+        units = ["step per unit step size (raw units)", "step length (raw units)"]
+        for index, ((title, field), unit) in enumerate(zip(fields, units, strict=False)):
             axes = figure.add_subplot(1, len(fields), index + 1)
             draw_classes(axes, grid, classes, data.n_classes, alpha=0.25)
             lines = draw_stream(axes, grid, field, data.std)
-            figure.colorbar(lines, ax=axes, label="step length (raw units)", location="bottom")
+            colorbar = figure.colorbar(lines, ax=axes, label=unit, location="bottom")
+            # Short plain labels at 1-2-5 steps: the default scientific minor labels collide.
+            colorbar.ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            colorbar.ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+            colorbar.ax.xaxis.set_minor_formatter(NullFormatter())
             label_input_axes(axes, data, grid)
             axes.set_title(title)
         figure.suptitle(pair_title(data, loss_config, source, target))

@@ -28,6 +28,9 @@ from tabs_assets.science.plotting.style import CLASS_COLORS, new_figure, project
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 PADDING = 0.1
 """Share of the training range added on each side of an input map (cake on sea: [-5, 55])."""
+GROWTH = 0.5
+"""A class map grows to show overshooting paths by at most this share of the data range per
+side, so the data keeps most of the picture."""
 SCATTER_ROWS = 2000
 """Training points drawn at most: a light backdrop, not the data set."""
 CLASS_ALPHA = 0.35
@@ -80,6 +83,23 @@ def raw_bounds(data: PreparedDataset) -> Bounds:
         float(low[1] - pad[1]),
         float(high[1] + pad[1]),
     )
+
+
+def covering_bounds(data: PreparedDataset, raw_xy: np.ndarray) -> Bounds:
+    """``raw_bounds`` grown to show points [..., 2] too, by at most ``GROWTH`` of the range.
+
+    So paths that overshoot the data stay visible without a stray point shrinking the map.
+    """
+    bounds = np.asarray(raw_bounds(data))  # [[low0, high0], [low1, high1]]
+    xy = raw_xy.reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if not len(xy):
+        return raw_bounds(data)
+    span = bounds[:, 1] - bounds[:, 0]
+    margin = 0.03 * span
+    low = np.clip(xy.min(axis=0) - margin, bounds[:, 0] - GROWTH * span, bounds[:, 0])
+    high = np.clip(xy.max(axis=0) + margin, bounds[:, 1], bounds[:, 1] + GROWTH * span)
+    return (float(low[0]), float(high[0])), (float(low[1]), float(high[1]))
 
 
 def full_width(data: PreparedDataset, plane: np.ndarray) -> np.ndarray:
@@ -301,7 +321,11 @@ def class_map_figure(
     resolution: int = 200,
 ) -> Figure:
     """Predicted class over the input grid, training points, and up to ``n_paths`` paths."""
-    grid = input_grid(data, resolution)
+    shown = spread_indices(paths.n_paths, n_paths) if paths is not None else np.zeros(0, int)
+    bounds = None
+    if paths is not None and len(shown):
+        bounds = covering_bounds(data, data.denormalise(paths.points[:, shown].numpy())[..., :2])
+    grid = input_grid(data, resolution, bounds)
     classes = class_logits(classifier, grid.points).argmax(-1).numpy()
     with project_style():
         figure = new_figure(6.2, 4.6)
@@ -310,9 +334,9 @@ def class_map_figure(
         scatter_training(axes, data)
         handles: list = class_handles(data.class_names)
         title = "Predicted class"
-        if paths is not None and paths.n_paths:
-            handles += draw_paths(axes, data, paths, spread_indices(paths.n_paths, n_paths))
-            title += f" and {paths.method} paths"
+        if paths is not None and len(shown):
+            handles += draw_paths(axes, data, paths, shown)
+            title += f" and {len(shown)} {paths.method} paths"
         label_input_axes(axes, data, grid)
         axes.set_title(title)
         figure.legend(handles=handles, loc="outside right upper", fontsize=7)
@@ -335,7 +359,7 @@ def probability_map_figure(
     n_cols = min(len(panels), 3)
     n_rows = -(-len(panels) // n_cols)
     with project_style():
-        figure = new_figure(1.2 + 3.2 * n_cols, 0.5 + 2.9 * n_rows)
+        figure = new_figure(0.9 + 2.9 * n_cols, 0.5 + 2.7 * n_rows)
         image = None
         for index, (title, values) in enumerate(panels):
             axes = figure.add_subplot(n_rows, n_cols, index + 1)
@@ -401,13 +425,17 @@ def latent_map_figure(
     return latent_maps_figure(data, classifier, {title: generative}, resolution, latent_range)
 
 
-def round_trip_errors(data: PreparedDataset, generative: nn.Module, points: np.ndarray) -> np.ndarray:
+def round_trip_errors(
+    data: PreparedDataset, generative: nn.Module, points: np.ndarray
+) -> np.ndarray:
     """||Dec(Enc(x)) - x||_2 in raw units for normalised points [N, D]: [N]."""
     reconstructed = decoded(generative, encoded(generative, points)).numpy()
     return np.linalg.norm((reconstructed - points) * data.std, axis=-1)
 
 
-def round_trip_figure(data: PreparedDataset, generative: nn.Module, resolution: int = 200) -> Figure:
+def round_trip_figure(
+    data: PreparedDataset, generative: nn.Module, resolution: int = 200
+) -> Figure:
     """Round-trip error ||Dec(Enc(x)) - x|| over the input grid, log colour scale."""
     grid = input_grid(data, resolution)
     errors = round_trip_errors(data, generative, grid.points)
@@ -427,9 +455,12 @@ def round_trip_figure(data: PreparedDataset, generative: nn.Module, resolution: 
         )
         features, _ = training_sample(data, 1000)
         raw = data.denormalise(features)
-        axes.scatter(raw[:, 0], raw[:, 1], s=1, c="white", alpha=0.4, linewidths=0, rasterized=True)
+        axes.scatter(raw[:, 0], raw[:, 1], s=2, c="white", alpha=0.6, linewidths=0, rasterized=True)
         label_input_axes(axes, data, grid)
         axes.grid(False)
-        axes.set_title("Round-trip error ‖Dec(Enc(x)) − x‖ (dots: training data)")
+        axes.set_title(
+            f"Round-trip error ‖Dec(Enc(x)) − x‖, max {errors.max():.2g}\n"
+            "(white dots: training data)"
+        )
         figure.colorbar(image, ax=axes, label="raw units")
     return figure

@@ -30,7 +30,9 @@ def path_metric_curves_figure(curves: Mapping[str, np.ndarray]) -> Figure:
         for index, name in enumerate(names):
             values = np.asarray(curves[name], dtype=np.float64).ravel()
             axes = figure.add_subplot(1, len(names), index + 1)
-            axes.plot(np.linspace(0.0, 1.0, len(values)), values, marker="." if len(values) < 30 else "")
+            axes.plot(
+                np.linspace(0.0, 1.0, len(values)), values, marker="." if len(values) < 30 else ""
+            )
             if name == "lof":
                 axes.axhline(1.0, color="grey", lw=0.8, ls="--")
             axes.set_xlabel("position along the path")
@@ -50,13 +52,20 @@ def validity_per_target_figure(paths: CounterfactualPaths, class_names: Sequence
     shares = np.divide(reached, totals, out=np.zeros(n_classes), where=totals > 0)
     positions = np.arange(n_classes)
     with project_style():
-        figure = new_figure(min(1.6 + 0.55 * n_classes, 9.5), 3.2)
+        figure = new_figure(min(max(3.6, 1.6 + 0.55 * n_classes), 9.5), 3.2)
         axes = figure.add_subplot()
         axes.bar(positions, shares, color=class_palette(n_classes))
+        axes.grid(axis="x", visible=False)
+        axes.set_axisbelow(True)
         for position, share, done, total in zip(positions, shares, reached, totals, strict=True):
             text = f"{int(done)}/{int(total)}" if total else "n=0"
             axes.text(position, share + 0.02, text, ha="center", va="bottom", fontsize=7)
-        axes.set_xticks(positions, class_names, rotation=30 if n_classes > 4 else 0, ha="right" if n_classes > 4 else "center")
+        axes.set_xticks(
+            positions,
+            class_names,
+            rotation=30 if n_classes > 4 else 0,
+            ha="right" if n_classes > 4 else "center",
+        )
         axes.set_ylim(0.0, 1.12)
         axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         axes.set_xlabel("target class")

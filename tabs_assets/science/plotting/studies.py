@@ -97,7 +97,6 @@ def method_boxplots_figure(
                 axes.scatter(position + np.asarray(offsets), points, s=10, color=colour, zorder=3)
             axes.set_xticks(positions, [str(m) for m in methods], rotation=20, ha="right")
             format_rate_axis(axes, metric)
-            axes.set_ylabel(metric)
             axes.set_title(metric)
         figure.suptitle(f"Per {method}: every member is a dot")
     return figure

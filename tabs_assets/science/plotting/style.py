@@ -3,7 +3,6 @@
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import matplotlib
 
@@ -42,15 +41,8 @@ def new_figure(width: float = 4.0, height: float = 3.5) -> Figure:
 
 
 def figure_bytes(figure: Figure, fmt: str = "png", dpi: int | None = None) -> bytes:
+    """The figure as PNG/SVG bytes, saved under the project style (its dpi and tight bbox)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=dpi)
+    with project_style():
+        figure.savefig(buffer, format=fmt, dpi=dpi)
     return buffer.getvalue()
-
-
-def save_figure(figure: Figure, stem: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        path.write_bytes(figure_bytes(figure, fmt))
-        paths.append(path)
-    return paths
