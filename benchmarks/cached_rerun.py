@@ -32,7 +32,7 @@ def timed_materialize(target: list[str], partition: str, env: dict[str, str]) ->
         "materialize",
         *target,
         "--select",
-        "*",
+        "*plots",
         "--partition",
         partition,
     ]

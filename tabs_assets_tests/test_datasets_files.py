@@ -9,10 +9,11 @@ import pytest
 
 from tabs_assets.config.datasets import CakeOnSeaConfig, SklearnDatasetConfig, TabularFileConfig
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.loading import dataset_fingerprint, load_tabular_data
+from tabs_assets.science.datasets.fingerprint import dataset_fingerprint, file_fingerprint
+from tabs_assets.science.datasets.loading import load_tabular_data
 from tabs_assets.science.datasets.sklearn_data import load_sklearn_dataset
 from tabs_assets.science.datasets.tabular import DatasetError
-from tabs_assets.science.datasets.tabular_file import file_fingerprint, load_tabular_file
+from tabs_assets.science.datasets.tabular_file import load_tabular_file
 
 # --- scikit-learn ---------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from tabs_assets.config.datasets import (
     WineQualityConfig,
 )
 from tabs_assets.science.datasets import uci
-from tabs_assets.science.datasets.loading import dataset_fingerprint, load_tabular_data
+from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
+from tabs_assets.science.datasets.loading import load_tabular_data
 from tabs_assets.science.datasets.tabular import DatasetError
 
 NEWS_HEADER = [

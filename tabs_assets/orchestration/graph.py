@@ -59,7 +59,7 @@ class Node:
 
 
 def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
-    from tabs_assets.science.datasets.loading import dataset_fingerprint
+    from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
 
     return {"dataset": config.dataset, "file_sha256": dataset_fingerprint(config.dataset)}
 

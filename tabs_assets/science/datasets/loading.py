@@ -17,7 +17,7 @@ from tabs_assets.config.datasets import (
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.science.datasets.sklearn_data import load_sklearn_dataset
 from tabs_assets.science.datasets.tabular import TabularData
-from tabs_assets.science.datasets.tabular_file import file_fingerprint, load_tabular_file
+from tabs_assets.science.datasets.tabular_file import load_tabular_file
 from tabs_assets.science.datasets.uci import load_forest_cover, load_online_news, load_wine_quality
 
 
@@ -37,10 +37,3 @@ def load_tabular_data(config: DatasetConfig, raw_dir: Path) -> TabularData:
         case TabularFileConfig():
             return load_tabular_file(config)
     raise TypeError(f"no loader for dataset config {type(config).__name__}")
-
-
-def dataset_fingerprint(config: DatasetConfig) -> str | None:
-    """Content hash of the data a config reads from a user file (for cache keys); else None."""
-    if isinstance(config, TabularFileConfig):
-        return file_fingerprint(config.path)
-    return None

@@ -8,7 +8,6 @@ Labels (and categories) are compared as text, whole-number floats read as intege
 Every problem is a DatasetError naming the file and the column.
 """
 
-import hashlib
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 
@@ -25,16 +24,6 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise DatasetError(f"dataset file {path} does not exist (dataset.path)")
-
-
-def file_fingerprint(path: Path) -> str:
-    """sha256 of the file's bytes: part of the cache key, so an edited file invalidates it."""
-    _require_file(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_table(path: Path) -> pd.DataFrame:

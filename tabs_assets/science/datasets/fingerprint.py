@@ -1,0 +1,26 @@
+"""Content hashes of user data files, for cache keys. Light on purpose: keys are computed on
+every materialization, so this module imports neither pandas nor scikit-learn."""
+
+import hashlib
+from pathlib import Path
+
+from tabs_assets.config.datasets import DatasetConfig, TabularFileConfig
+from tabs_assets.science.datasets.tabular import DatasetError
+
+
+def file_fingerprint(path: Path) -> str:
+    """sha256 of the file's bytes: part of the cache key, so an edited file invalidates it."""
+    if not path.is_file():
+        raise DatasetError(f"dataset file {path} does not exist (dataset.path)")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_fingerprint(config: DatasetConfig) -> str | None:
+    """Content hash of the data a config reads from a user file; None for other kinds."""
+    if isinstance(config, TabularFileConfig):
+        return file_fingerprint(config.path)
+    return None
