@@ -75,12 +75,14 @@ def _paths_upstream(config: ExperimentConfig) -> tuple[str, ...]:
     return ("dataset", "classifier", "generative_model")
 
 
-MODEL_SOURCES = ("config/models.py", "science/models/*.py")
+# Every node's sources include the asset module whose compute function shapes its result.
+MODEL_SOURCES = ("config/models.py", "science/models/*.py", "orchestration/assets/models.py")
 EXPLAINER_SOURCES = (
     "config/explainers.py",
     "config/losses.py",
     "science/explainers.py",
     "science/losses.py",
+    "orchestration/assets/explanations.py",
 )
 # The generative model and the reference density share a namespace, sources and slice layout:
 # when the explainers' NICE equals the unregularized reference NICE, it is trained once.
@@ -93,7 +95,7 @@ NODES: dict[str, Node] = {
         Node(
             "dataset",
             1,
-            ("config/datasets.py", "science/datasets/*.py"),
+            ("config/datasets.py", "science/datasets/*.py", "orchestration/assets/dataset.py"),
             _dataset_slice,
             (),
             "Loaded, split and train-normalised data set (SCIENCE.md §1).",
@@ -137,7 +139,7 @@ NODES: dict[str, Node] = {
         Node(
             "explanation_metrics",
             1,
-            ("config/experiment.py", "science/metrics.py"),
+            ("config/experiment.py", "science/metrics.py", "orchestration/assets/explanations.py"),
             lambda c: {"metrics": c.metrics},
             ("counterfactual_paths", "reference_density", "dataset", "classifier"),
             "Validity, time per step, NLL, crossings, L1/LOF AUC over the whole split (§6).",
@@ -145,7 +147,7 @@ NODES: dict[str, Node] = {
         Node(
             "plots",
             1,
-            ("science/plots*.py", "science/plotting/*.py"),
+            ("science/plotting/*.py", "science/records.py", "orchestration/assets/plots.py"),
             lambda c: {"plots": c.plots, "loss": c.loss},  # the loss landscape is drawn
             (
                 "dataset",
@@ -183,12 +185,18 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
 
 # Study assets: partitioned by study, built only from the study's own member partitions.
 STUDY_SOURCES: dict[str, tuple[str, ...]] = {
-    "study_table": ("config/study.py", "science/study_tables.py", "science/metrics.py"),
+    "study_table": (
+        "config/study.py",
+        "science/study_tables.py",
+        "science/metrics.py",
+        "orchestration/assets/studies.py",
+    ),
     "study_report": (
         "config/study.py",
         "science/study_tables.py",
         "science/plotting/studies.py",
         "science/plotting/style.py",
+        "orchestration/assets/studies.py",
     ),
 }
 STUDY_VERSION = 1

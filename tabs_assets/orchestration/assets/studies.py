@@ -73,8 +73,10 @@ def member_rows(context: AssetExecutionContext, record: StudyRecord) -> MemberRo
         if entry is None:
             missing.append(member["partition_key"])
             continue
-        labels = {**standard_labels(config)}
-        labels.update({k: _label_value(v) for k, v in member["labels"].items() if k != "seed"})
+        # Sweep values add columns; a sweep key named like a standard label (e.g. `dataset`)
+        # keeps the readable standard value.
+        sweep = {k: _label_value(v) for k, v in member["labels"].items() if k != "seed"}
+        labels = {**sweep, **standard_labels(config)}
         values = Record.load(entry.path).values
         found.rows.append({**labels, "partition_key": member["partition_key"], **values})
         found.labels = list(dict.fromkeys([*found.labels, *labels]))
@@ -120,7 +122,7 @@ def _table_files(name: str, table: Any) -> dict[str, bytes]:
     """A pandas table as CSV, Markdown and LaTeX."""
     return {
         f"{name}.csv": table.to_csv().encode(),
-        f"{name}.md": table.to_markdown().encode(),
+        f"{name}.md": table.reset_index().to_markdown(index=False).encode(),
         f"{name}.tex": table.to_latex().encode(),
     }
 
@@ -155,7 +157,7 @@ def report_files(
     for metric in report.metrics:
         pivot = pivot_metric(table.aggregated, rows, report.columns, metric)
         files.update(_table_files(metric, pivot))
-        markdown[metric] = pivot.to_markdown()
+        markdown[metric] = pivot.reset_index().to_markdown(index=False)
     if report.ranking is not None:
         ranking = report.ranking
         best = best_items(
