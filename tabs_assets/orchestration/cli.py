@@ -11,7 +11,7 @@ import click
 from tabs_assets.config.loading import ConfigError, ResolvedConfig, flatten, resolve_config
 from tabs_assets.config.study import is_study_file
 from tabs_assets.orchestration import settings
-from tabs_assets.orchestration.graph import NODES, entry_address
+from tabs_assets.orchestration.graph import NODES, entry_address, study_store_key
 from tabs_assets.orchestration.registry import Registry, UnknownPartitionError
 from tabs_assets.orchestration.store import Store
 
@@ -354,14 +354,12 @@ def study_run(target: str, max_parallel: int) -> None:
         success = run_study(key, max_parallel)
     except UnknownPartitionError as error:
         _fail(str(error))
-    store_ = _store()
-    report = [
-        e
-        for e in store_.entries()
-        if e.asset == "study_report" and e.manifest.get("partition_key") == key
-    ]
-    if report:
-        click.echo(f"report: {report[-1].path / 'report.md'}")
+    registry = _registry()
+    record = registry.study(key)
+    report_key = study_store_key("study_report", record.study, record.member_configs(registry))
+    report = _store().entry_path("study_report", report_key) / "report.md"
+    if report.is_file():
+        click.echo(f"report: {report}")
     if not success:
         sys.exit(1)
 
