@@ -18,6 +18,7 @@ COMPUTED = {
     "reference_density",
     "counterfactual_paths",
     "explanation_metrics",
+    "plots",
 }
 
 
