@@ -170,9 +170,11 @@ def report_files(
         members = table.members
         for label, value in plot.where.items():
             members = members[members[label] == value]
-        figures[plot.name] = validity_vs_weight_figure(
-            members, x=plot.x, hue=plot.hue, value=plot.value
-        )
+        figure = validity_vs_weight_figure(members, x=plot.x, hue=plot.hue, value=plot.value)
+        if plot.where:  # say which members the lines are drawn from
+            where = ", ".join(f"{label} = {value}" for label, value in plot.where.items())
+            figure.axes[0].set_title(f"{plot.value} against {plot.x} ({where})")
+        figures[plot.name] = figure
     if report.boxplots:
         figures["method_boxplots"] = method_boxplots_figure(
             table.members, method="explainer", metrics=tuple(report.boxplots)
