@@ -8,7 +8,6 @@ recomputed, never used. The root may be shared by several machines (NFS): rename
 locks are what it relies on.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,8 @@ from typing import Any
 import yaml
 from filelock import FileLock, Timeout
 
+from tabs_assets.config.hashing import file_sha256
+
 MANIFEST = "manifest.json"
 CONFIG_SLICE = "config.yaml"
 TEMP_PREFIX = ".tmp-"
@@ -33,14 +34,6 @@ _RESERVED = {LOCK_DIR, REGISTRY_DIR}
 
 class CorruptEntryError(RuntimeError):
     """An entry whose files do not match its manifest."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Content hashes of user data files, for cache keys. Light on purpose: keys are computed on
 every materialization, so this module imports neither pandas nor scikit-learn."""
 
-import hashlib
 from pathlib import Path
 
 from tabs_assets.config.datasets import DatasetConfig, TabularFileConfig
+from tabs_assets.config.hashing import file_sha256
 from tabs_assets.science.datasets.tabular import DatasetError
 
 
@@ -12,11 +12,7 @@ def file_fingerprint(path: Path) -> str:
     """sha256 of the file's bytes: part of the cache key, so an edited file invalidates it."""
     if not path.is_file():
         raise DatasetError(f"dataset file {path} does not exist (dataset.path)")
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def dataset_fingerprint(config: DatasetConfig) -> str | None:

@@ -16,7 +16,6 @@ used; a later mismatch is an error (delete the file to download it again).
 """
 
 import contextlib
-import hashlib
 import http.client
 import json
 import os
@@ -35,6 +34,7 @@ from filelock import FileLock
 from sklearn.model_selection import train_test_split
 
 from tabs_assets.config.datasets import ForestCoverConfig, OnlineNewsConfig, WineQualityConfig
+from tabs_assets.config.hashing import file_sha256
 from tabs_assets.science.datasets.tabular import DatasetError, TabularData
 
 UCI_BASE = "https://archive.ics.uci.edu/ml/machine-learning-databases"
@@ -110,14 +110,6 @@ NEWS_N_FEATURES = 45
 # --- download cache -------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download(url: str, destination: Path) -> None:
     """Stream ``url`` into ``destination`` (the caller makes the rename atomic)."""
     with (
@@ -169,7 +161,7 @@ def _forget_checksum(checksums_path: Path, name: str) -> None:
 
 def _verify_checksum(path: Path) -> None:
     """Check against the pinned digest and checksums.json; record the digest on first use."""
-    actual = _sha256(path)
+    actual = file_sha256(path)
     checksums_path = path.parent / CHECKSUMS_FILE
     checksums = _read_checksums(checksums_path)
     pinned = _KNOWN_SHA256.get(path.name)
