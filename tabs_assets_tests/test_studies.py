@@ -113,8 +113,8 @@ def test_study_runs_end_to_end_and_reruns_from_cache(project_env) -> None:
         "validity_rate.md",
         "validity_rate.tex",
         "report.md",
-        "method_boxplots.png",
-        "method_boxplots.svg",
+        "method_boxplots_cake_on_sea.png",
+        "method_boxplots_cake_on_sea.svg",
     } <= files
     table = pd.read_csv(report_entry.path / "validity_rate.csv", index_col=0)
     assert list(table.columns) == ["latent_shift", "revise"]

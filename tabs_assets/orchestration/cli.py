@@ -202,7 +202,11 @@ def materialize_partition(
         partition_key=partition_key,
         instance=instance,
         asset_selection=sorted(keys),
-        run_config={"resources": {"store": {"config": {"force": list(force)}}}},
+        run_config={
+            "resources": {"store": {"config": {"force": list(force)}}},
+            # Progress (epochs, chunks, cache hits) is INFO; Dagster's step events are DEBUG.
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
         raise_on_error=False,
     )
 

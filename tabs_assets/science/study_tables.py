@@ -77,6 +77,8 @@ def format_mean_sem(mean: float, sem: float, percent: bool) -> str:
         return "n/a"
     if math.isnan(sem):
         return f"{mean * scale:.3g}"
+    if sem <= 1e-9 * max(1.0, abs(mean)):  # equal values up to float rounding
+        sem = 0.0
     return f"{mean * scale:.3g} ± {sem * scale:.2g}"
 
 

@@ -175,10 +175,13 @@ def report_files(
             where = ", ".join(f"{label} = {value}" for label, value in plot.where.items())
             figure.axes[0].set_title(f"{plot.value} against {plot.x} ({where})")
         figures[plot.name] = figure
-    if report.boxplots:
-        figures["method_boxplots"] = method_boxplots_figure(
-            table.members, method="explainer", metrics=tuple(report.boxplots)
-        )
+    if report.boxplots:  # one figure per dataset: metric scales differ between data sets
+        for dataset, members in table.members.groupby("dataset", sort=True):
+            figure = method_boxplots_figure(
+                members, method="explainer", metrics=tuple(report.boxplots)
+            )
+            figure.suptitle(f"{dataset}: one dot per member (seed)")
+            figures[f"method_boxplots_{dataset.replace(':', '_')}"] = figure
     for name, figure in figures.items():
         for fmt in ("png", "svg"):
             files[f"{name}.{fmt}"] = figure_bytes(figure, fmt)
