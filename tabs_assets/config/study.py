@@ -60,6 +60,11 @@ class ReportConfig(StrictModel):
     metrics: list[str] = Field(default_factory=lambda: ["validity_rate"])
     ranking: RankingConfig | None = None
     line_plots: list[LinePlotConfig] = Field(default_factory=list)
+    latent_maps: bool = Field(
+        False,
+        description="for 2-D data sets, the latent class maps of the study's flows side by side "
+        "(first seed), e.g. plain vs path-regularized NICE",
+    )
     member_asset: Literal["explanation_metrics", "plots"] = Field(
         "explanation_metrics", description="how far `study run` materializes each member"
     )

@@ -191,6 +191,39 @@ def report_files(
     return files, markdown
 
 
+def latent_map_figures(context: AssetExecutionContext, record: StudyRecord) -> dict[str, Any]:
+    """Per 2-D data set: the latent class maps of the study's flows (first seed), side by side."""
+    from tabs_assets.orchestration.assets.dataset import load_dataset
+    from tabs_assets.orchestration.assets.models import load_model
+    from tabs_assets.science.plotting.maps import is_planar, latent_maps_figure
+    from tabs_assets.science.study_tables import standard_labels
+
+    store: StoreResource = context.resources.store
+    registry = store.registry()
+    chosen: dict[str, dict[str, Any]] = {}  # dataset label -> {flow label: config}
+    for key in record.member_keys:
+        config = registry.config(key)
+        labels = standard_labels(config)
+        flows = chosen.setdefault(labels["dataset"], {})
+        if config.generative_model.kind == "nice" and labels["generative"] not in flows:
+            flows[labels["generative"]] = config  # the first seed met
+    figures = {}
+    for dataset_label, flows in chosen.items():
+        first = next(iter(flows.values()))
+        data = load_dataset(store.store().verify(*entry_address("dataset", first)).path)
+        if not is_planar(data) or len(flows) < 2:
+            continue
+        classifier = load_model(store.store().verify(*entry_address("classifier", first)).path)
+        models = {
+            label: load_model(store.store().verify(*entry_address("generative_model", c)).path)
+            for label, c in flows.items()
+        }
+        built = {label: model.build() for label, model in models.items()}
+        name = f"latent_maps_{dataset_label.replace(':', '_')}"
+        figures[name] = latent_maps_figure(data, classifier.build(), built)
+    return figures
+
+
 @asset(
     name="study_report",
     description="Tables (CSV, Markdown, LaTeX) and figures of a study.",
@@ -212,6 +245,12 @@ def study_report(context: AssetExecutionContext, study_table: StoredInput) -> Ou
         labels = [c for c in table.aggregated.columns if not c.endswith(("_mean", "_sem"))]
         labels.remove("n")
         files, markdown = report_files(table, record.study.report, labels)
+        if record.study.report.latent_maps:
+            from tabs_assets.science.plotting.style import figure_bytes
+
+            for name, figure in latent_map_figures(context, record).items():
+                files.update({f"{name}.{fmt}": figure_bytes(figure, fmt) for fmt in ("png", "svg")})
+                files["report.md"] += f"![{name}]({name}.png)\n".encode()
         previews = [name for name in files if name.endswith(".png")]
         return Computed(
             payload=Record({"files": sorted(files)}),
