@@ -133,7 +133,11 @@ class CacheTarget:
     def for_config(cls, node: Node, config: ExperimentConfig) -> "CacheTarget":
         material = key_material(node.name, config)
         return cls(
-            node.name, node.store_name, store_key(node.name, config), material, node.code_version
+            node.name,
+            node.store_name,
+            store_key(node.name, config),
+            material,
+            material["code_version"],  # this config's: a flow's depends on its regularization
         )
 
 

@@ -3,14 +3,17 @@
 A store key = hash(asset name, code version, canonical JSON of the asset's config slice, store
 keys of the upstream results it uses). The code version is a manual number plus a digest of the
 source files the result depends on, so a code change can never serve a stale cached result.
-Keys depend only on the config and the code, so any process can compute the key of any
-partition's upstream without asking Dagster.
+A Python file is digested by its parsed code without comments, docstrings and line numbers
+(``ast.dump``), so only an edit that can change behaviour changes a key. Keys depend only on
+the config and the code, so any process can compute the key of any partition's upstream without
+asking Dagster.
 """
 
+import ast
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +25,47 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 KEY_LENGTH = 32
 
 
-def source_digest(patterns: tuple[str, ...]) -> str:
-    """sha256 over the (sorted) source files matching ``patterns`` under the package."""
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Drop every statement that is a bare string (docstrings): it cannot change behaviour."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [  # type: ignore[attr-defined]
+                statement
+                for statement in body
+                if not (
+                    isinstance(statement, ast.Expr)
+                    and isinstance(statement.value, ast.Constant)
+                    and isinstance(statement.value.value, str)
+                )
+            ]
+    return tree
+
+
+def code_text(path: Path) -> bytes:
+    """What of a source file goes into a key: a Python file's syntax tree without comments,
+    docstrings or positions (any other edit changes it); any other file's bytes."""
+    if path.suffix != ".py":
+        return path.read_bytes()
+    tree = _strip_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
+    return ast.dump(tree, include_attributes=False).encode()
+
+
+@cache
+def _source_digest(patterns: tuple[str, ...], root: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted({p for pattern in patterns for p in PACKAGE_DIR.glob(pattern)}):
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
+    for path in sorted({p for pattern in patterns for p in root.glob(pattern)}):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(code_text(path))
     return digest.hexdigest()
+
+
+def source_digest(patterns: tuple[str, ...]) -> str:
+    """sha256 over the code of the (sorted) source files matching ``patterns`` under the package.
+
+    Cached per process (sources do not change under a running process) and per package root.
+    """
+    return _source_digest(patterns, PACKAGE_DIR)
 
 
 @dataclass(frozen=True)
@@ -43,6 +80,10 @@ class Node:
     description: str
     uses: Callable[[ExperimentConfig], tuple[str, ...]] | None = None
     namespace: str | None = None  # assets with equal results share entries (see below)
+    # Sources the result depends on only for some configs (a flow on the explainer code only
+    # when it is path-regularized): in the key exactly when ``conditional_when(config)``.
+    conditional_sources: tuple[str, ...] = ()
+    conditional_when: Callable[[ExperimentConfig], bool] | None = None
 
     @property
     def store_name(self) -> str:
@@ -53,9 +94,20 @@ class Node:
         """The inputs this config's result really depends on (a subset of ``inputs``)."""
         return self.uses(config) if self.uses else self.inputs
 
-    @cached_property
+    @property
     def code_version(self) -> str:
-        return f"{self.version}.{source_digest(self.sources)[:12]}"
+        """Dagster's code version: over every source the result can depend on, for any config."""
+        return f"{self.version}.{source_digest(self.sources + self.conditional_sources)[:12]}"
+
+    def sources_for(self, config: ExperimentConfig) -> tuple[str, ...]:
+        """The sources ``config``'s result depends on."""
+        if self.conditional_when is not None and self.conditional_when(config):
+            return self.sources + self.conditional_sources
+        return self.sources
+
+    def code_version_for(self, config: ExperimentConfig) -> str:
+        """The code version in ``config``'s store key."""
+        return f"{self.version}.{source_digest(self.sources_for(config))[:12]}"
 
 
 def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
@@ -64,9 +116,12 @@ def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
     return {"dataset": config.dataset, "file_sha256": dataset_fingerprint(config.dataset)}
 
 
+def _flow_regularized(config: ExperimentConfig) -> bool:
+    return getattr(config.generative_model, "path_regularization", None) is not None
+
+
 def _generative_upstream(config: ExperimentConfig) -> tuple[str, ...]:
-    regularized = getattr(config.generative_model, "path_regularization", None) is not None
-    return ("dataset", "classifier") if regularized else ("dataset",)
+    return ("dataset", "classifier") if _flow_regularized(config) else ("dataset",)
 
 
 def _paths_upstream(config: ExperimentConfig) -> tuple[str, ...]:
@@ -85,8 +140,8 @@ EXPLAINER_SOURCES = (
     "orchestration/assets/explanations.py",
 )
 # The generative model and the reference density share a namespace, sources and slice layout:
-# when the explainers' NICE equals the unregularized reference NICE, it is trained once.
-FLOW_SOURCES = MODEL_SOURCES + EXPLAINER_SOURCES
+# when the explainers' NICE equals the unregularized reference NICE, it is trained once. Only a
+# path-regularized flow runs the explainers while training, so only its key has their sources.
 FLOW_NAMESPACE = "generative_models"
 
 NODES: dict[str, Node] = {
@@ -111,17 +166,19 @@ NODES: dict[str, Node] = {
         Node(
             "generative_model",
             1,
-            FLOW_SOURCES,
+            MODEL_SOURCES,
             lambda c: {"model": c.generative_model},
             ("dataset", "classifier"),
             "NICE / AE / VAE the explainers move in; optionally path-regularized (§2, §5).",
             _generative_upstream,
             namespace=FLOW_NAMESPACE,
+            conditional_sources=EXPLAINER_SOURCES,
+            conditional_when=_flow_regularized,
         ),
         Node(
             "reference_density",
             1,
-            FLOW_SOURCES,
+            MODEL_SOURCES,  # never path-regularized (ReferenceDensityConfig rejects it)
             lambda c: {"model": c.reference_density},
             ("dataset",),
             "Unregularized NICE that scores the plausibility of path points (§6).",
@@ -177,7 +234,7 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
     node = NODES[asset]
     return {
         "asset": node.store_name,
-        "code_version": node.code_version,
+        "code_version": node.code_version_for(config),
         "slice": result_slice(node.config_slice(config)),
         "upstream": {name: store_key(name, config) for name in node.upstream(config)},
     }
