@@ -6,16 +6,25 @@ and renamed into place, so a reader sees a whole entry or none. A lock per key m
 writers do the work once. Every read verifies the checksums; a corrupt entry is removed and
 recomputed, never used. The root may be shared by several machines (NFS): rename and POSIX
 locks are what it relies on.
+
+Durability: every file and directory of an entry is fsynced before the rename that publishes it,
+and the parent directory after it, so a power loss leaves the whole entry or none. Files get the
+permissions the umask allows (0644 with the usual umask), whatever library wrote them.
+Key locks time out (``$TABS_ASSETS_LOCK_TIMEOUT`` seconds): the waiter then fails with a message
+naming the lock and its holder (host, pid, since when), recorded in a ``.holder`` sidecar file.
 """
 
+import errno
 import json
 import os
 import shutil
+import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +39,117 @@ TEMP_PREFIX = ".tmp-"
 LOCK_DIR = ".locks"
 REGISTRY_DIR = "registry"
 _RESERVED = {LOCK_DIR, REGISTRY_DIR}
+LOCK_TIMEOUT_ENV = "TABS_ASSETS_LOCK_TIMEOUT"
+# A waiter gives up after this long: long enough for any single training of the studies here,
+# short enough that a stuck holder is noticed. Failing is harmless: the holder goes on, publishes,
+# and a rerun is a cache hit.
+DEFAULT_LOCK_TIMEOUT_S = 3600.0
+HOLDER_SUFFIX = ".holder"
+# Errors that mean "this store cannot be written", not a bug: reported without a traceback.
+_UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
 
 class CorruptEntryError(RuntimeError):
     """An entry whose files do not match its manifest."""
+
+
+class StoreError(RuntimeError):
+    """A store problem the user must act on (read-only or full disk, a lock held too long).
+
+    Its message says what happened and what to do; the CLI prints it without a traceback.
+    """
+
+
+class LockTimeoutError(StoreError):
+    """A key lock not acquired within the lock timeout."""
+
+
+def unwritable(error: OSError, what: str, path: Path) -> StoreError:
+    """A clear StoreError for an OSError that means the store cannot be written."""
+    reason = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+    }.get(error.errno or 0, f"permission denied ({error.strerror})")
+    return StoreError(
+        f"cannot {what}: {reason} at {path}. Free space or make the store writable, or point "
+        f"$TABS_ASSETS_STORE at a writable folder (cached results can still be read)."
+    )
+
+
+def is_unwritable(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in _UNWRITABLE
+
+
+def lock_timeout_s() -> float:
+    """Seconds a process waits for a key lock before failing ($TABS_ASSETS_LOCK_TIMEOUT)."""
+    value = os.environ.get(LOCK_TIMEOUT_ENV)
+    return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
+
+
+def _umask() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting it (and set it back at once)
+    os.umask(mask)
+    return mask
+
+
+def normalize_permissions(directory: Path) -> None:
+    """Give every file and folder under ``directory`` the permissions the umask allows.
+
+    safetensors and tempfile create 0600 files; every store file should be like the others.
+    """
+    mask = _umask()
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o777 if path.is_dir() else 0o666
+        if stat.S_IMODE(path.stat().st_mode) != mode & ~mask:
+            os.chmod(path, mode & ~mask)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync one file or directory (directories: their entries, i.e. creates and renames)."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    except OSError as error:  # some file systems cannot fsync a directory; the data is synced
+        if error.errno not in (errno.EINVAL, errno.EBADF) or not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(directory: Path) -> None:
+    """fsync every file, then every directory (deepest first) under ``directory``."""
+    paths = [p for p in directory.rglob("*") if not p.is_symlink()]
+    for path in paths:
+        if path.is_file():
+            fsync_path(path)
+    for path in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
+        fsync_path(path)
+    fsync_path(directory)
+
+
+def write_file_durably(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, fsync, rename over ``path``, fsync the folder."""
+    temp = path.with_name(f"{TEMP_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        with open(temp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
 
 
 @dataclass(frozen=True)
@@ -68,6 +184,20 @@ def _checksums(directory: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+@dataclass(frozen=True)
+class GcItem:
+    """A path gc removes or leaves alone, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class GcPlan:
+    remove: list[GcItem] = field(default_factory=list)
+    skipped: list[GcItem] = field(default_factory=list)
+
+
 class Store:
     """The store under ``root``; safe to use from many processes at once."""
 
@@ -77,25 +207,79 @@ class Store:
     def entry_path(self, asset: str, key: str) -> Path:
         return self.root / asset / key
 
+    def lock_path(self, asset: str, key: str) -> Path:
+        return self.root / LOCK_DIR / asset / f"{key}.lock"
+
+    def lock_holder(self, asset: str, key: str) -> str:
+        """Who holds (or last took) a key lock, from its sidecar file: host, pid, since when."""
+        holder = self.lock_path(asset, key).with_name(f"{key}.lock{HOLDER_SUFFIX}")
+        try:
+            info = json.loads(holder.read_text())
+            return (
+                f"host {info.get('host', '?')} pid {info.get('pid', '?')} since "
+                f"{info.get('since', '?')}"
+                + (f" (partition {info['partition_key']})" if info.get("partition_key") else "")
+            )
+        except (OSError, ValueError, AttributeError):
+            return "an unknown holder (no readable holder file)"
+
     @contextmanager
     def lock(
-        self, asset: str, key: str, on_wait: Callable[[], None] | None = None
+        self,
+        asset: str,
+        key: str,
+        on_wait: Callable[[], None] | None = None,
+        timeout_s: float | None = None,
+        holder_info: dict[str, Any] | None = None,
     ) -> Iterator[None]:
         """Exclusive lock on one key (released by the OS if the holder dies).
 
-        ``on_wait`` is called once if another process holds the lock, before blocking.
+        ``on_wait`` is called once if another process holds the lock, before blocking. After
+        ``timeout_s`` (default: $TABS_ASSETS_LOCK_TIMEOUT or 1 h) a LockTimeoutError names the
+        lock and its holder. The holder's host and pid go to ``<key>.lock.holder``.
         """
-        lock = FileLock(self.root / LOCK_DIR / asset / f"{key}.lock")
-        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        path = self.lock_path(asset, key)
+        holder = path.with_name(f"{key}.lock{HOLDER_SUFFIX}")
+        timeout = lock_timeout_s() if timeout_s is None else timeout_s
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK):  # a lock file cannot be opened for writing
+                raise OSError(errno.EACCES, "not writable", str(path.parent))
+        except OSError as error:
+            if is_unwritable(error):
+                raise unwritable(error, f"lock {asset}/{key}", path.parent) from None
+            raise
+        lock = FileLock(path)
         try:
             lock.acquire(blocking=False)
         except Timeout:
             if on_wait is not None:
                 on_wait()
-            lock.acquire()
+            try:
+                lock.acquire(timeout=timeout)
+            except Timeout:
+                raise LockTimeoutError(
+                    f"lock {path} not acquired within {timeout:g} s: it is held by "
+                    f"{self.lock_holder(asset, key)}. That process is computing {asset}/{key}; "
+                    f"wait for it, or stop it if it hangs, or raise ${LOCK_TIMEOUT_ENV} (seconds)."
+                ) from None
+        try:
+            info = {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **(holder_info or {}),
+            }
+            temp = holder.with_name(f"{TEMP_PREFIX}{holder.name}-{uuid.uuid4().hex[:8]}")
+            temp.write_text(json.dumps(info))
+            os.replace(temp, holder)
+        except OSError:
+            pass  # the holder file is informational only
         try:
             yield
         finally:
+            with suppress(OSError):  # before the release: the next holder writes its own
+                holder.unlink(missing_ok=True)
             lock.release()
 
     def lookup(self, asset: str, key: str) -> StoreEntry | None:
@@ -135,10 +319,16 @@ class Store:
         config_slice: Any,
         provenance: dict[str, Any],
     ) -> StoreEntry:
-        """Write an entry atomically: temporary directory, checksums, manifest, rename."""
+        """Write an entry atomically and durably: temporary directory, checksums, manifest,
+        fsync, rename, fsync of the folder. A read-only or full store raises StoreError."""
         final = self.entry_path(asset, key)
         temp = final.parent / f"{TEMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        temp.mkdir(parents=True)
+        try:
+            temp.mkdir(parents=True)
+        except OSError as error:
+            if is_unwritable(error):
+                raise unwritable(error, f"write {asset}/{key}", final.parent) from None
+            raise
         try:
             save_payload(temp)
             (temp / CONFIG_SLICE).write_text(yaml.safe_dump(config_slice, sort_keys=True))
@@ -150,67 +340,187 @@ class Store:
                 "files": _checksums(temp),
             }
             (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            normalize_permissions(temp)
+            fsync_tree(temp)
             if final.exists():
                 self.remove(asset, key)
             os.rename(temp, final)
-        except BaseException:
+            fsync_path(final.parent)
+        except BaseException as error:
             shutil.rmtree(temp, ignore_errors=True)
+            if is_unwritable(error):
+                raise unwritable(error, f"write {asset}/{key}", final.parent) from None
             raise
         return StoreEntry(asset=asset, key=key, path=final, manifest=manifest)
 
     def update_manifest(self, entry: StoreEntry, **fields: Any) -> StoreEntry:
         """Add provenance fields (e.g. the MLflow run id) without touching the payload."""
         manifest = {**entry.manifest, **fields}
-        temp = entry.path / f"{TEMP_PREFIX}{MANIFEST}-{uuid.uuid4().hex[:8]}"
-        temp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        os.replace(temp, entry.path / MANIFEST)
+        try:
+            text = json.dumps(manifest, indent=2, sort_keys=True)
+            write_file_durably(entry.path / MANIFEST, text)
+        except OSError as error:
+            if is_unwritable(error):
+                raise unwritable(error, f"update {entry.asset}/{entry.key}", entry.path) from None
+            raise
         return StoreEntry(entry.asset, entry.key, entry.path, manifest)
 
     def remove(self, asset: str, key: str) -> None:
-        """Move the entry aside (atomic) and delete it."""
+        """Move the entry aside (atomic) and delete it; a symlink is unlinked, never followed."""
         path = self.entry_path(asset, key)
+        if path.is_symlink():
+            path.unlink()
+            return
         if not path.exists():
             return
         trash = path.parent / f"{TEMP_PREFIX}trash-{key}-{uuid.uuid4().hex[:8]}"
         os.rename(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
-    def entries(self) -> list[StoreEntry]:
-        """Every complete entry (manifest present), unverified: for listing."""
-        found = []
-        if not self.root.exists():
-            return found
-        for asset_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+    def _asset_dirs(self) -> Iterator[Path]:
+        """Asset folders: real directories directly under the root (symlinks are not followed)."""
+        if not self.root.is_dir():
+            return
+        for asset_dir in sorted(self.root.iterdir()):
             if asset_dir.name in _RESERVED or asset_dir.name.startswith("."):
                 continue
+            if asset_dir.is_dir() and not asset_dir.is_symlink():
+                yield asset_dir
+
+    def entries(self) -> list[StoreEntry]:
+        """Every complete entry (manifest present), unverified: for listing.
+
+        Symlinked asset or entry folders are not entries of this store and are not listed.
+        """
+        found = []
+        for asset_dir in self._asset_dirs():
             for entry_dir in sorted(asset_dir.iterdir()):
                 manifest_path = entry_dir / MANIFEST
-                if entry_dir.name.startswith(TEMP_PREFIX) or not manifest_path.is_file():
+                if (
+                    entry_dir.name.startswith(TEMP_PREFIX)
+                    or entry_dir.is_symlink()
+                    or not manifest_path.is_file()
+                ):
                     continue
                 try:
                     manifest = json.loads(manifest_path.read_text())
-                except ValueError:
+                    if not isinstance(manifest, dict):
+                        raise ValueError("not an object")
+                except (OSError, ValueError):
                     manifest = {"files": {}, "corrupt": True}
                 found.append(StoreEntry(asset_dir.name, entry_dir.name, entry_dir, manifest))
         return found
+
+    def gc_plan(
+        self,
+        referenced: set[tuple[str, str]],
+        min_temp_age_s: float = 3600,
+        protected_partitions: set[str] | frozenset[str] = frozenset(),
+    ) -> GcPlan:
+        """What gc would remove, and why; what it leaves alone and why (nothing is changed).
+
+        Kept: ``referenced`` (asset, key) pairs, entries made by a ``protected_partitions``
+        partition (their registry record cannot be read, so their keys are unknown), anything
+        reached through a symlink (never followed). Removed: other entries, temporary
+        directories older than ``min_temp_age_s``, folders without a manifest (a crashed old
+        version's leftovers) of the same age.
+        """
+        plan = GcPlan()
+        now = time.time()
+        if self.root.is_dir():
+            for path in sorted(self.root.iterdir()):
+                if path.is_symlink():
+                    plan.skipped.append(GcItem(path, "a symlink out of the store: not followed"))
+        for asset_dir in self._asset_dirs():
+            for path in sorted(asset_dir.iterdir()):
+                if path.is_symlink():
+                    plan.skipped.append(GcItem(path, "a symlink: not followed"))
+                    continue
+                try:
+                    age = now - path.lstat().st_mtime
+                except FileNotFoundError:
+                    continue  # removed meanwhile (a concurrent writer's temp directory)
+                if path.name.startswith(TEMP_PREFIX):
+                    if age > min_temp_age_s:
+                        plan.remove.append(
+                            GcItem(path, f"temporary leftover of a killed writer ({_age(age)} old)")
+                        )
+                    continue
+                manifest_path = path / MANIFEST
+                if not path.is_dir() or not manifest_path.is_file():
+                    if age > min_temp_age_s:
+                        plan.remove.append(GcItem(path, "not an entry (no manifest)"))
+                    continue
+                if (asset_dir.name, path.name) in referenced:
+                    continue
+                try:
+                    manifest = json.loads(manifest_path.read_text())
+                    made_by = manifest.get("partition_key")
+                except (OSError, ValueError, AttributeError):
+                    plan.remove.append(GcItem(path, "unreadable manifest (a corrupt entry)"))
+                    continue
+                if made_by in protected_partitions:
+                    plan.skipped.append(
+                        GcItem(path, f"made by {made_by}, whose registry record is broken: kept")
+                    )
+                    continue
+                plan.remove.append(
+                    GcItem(
+                        path,
+                        "no registered config or study uses it"
+                        + (f" (made by {made_by})" if made_by else ""),
+                    )
+                )
+        return plan
+
+    def gc_apply(self, plan: GcPlan) -> list[GcItem]:
+        """Remove what ``plan`` lists; returns the items that could not be removed (why)."""
+        failed = []
+        for item in plan.remove:
+            if not _inside(self.root, item.path):
+                failed.append(GcItem(item.path, "outside the store root or through a symlink"))
+                continue
+            try:
+                if item.path.is_dir():
+                    # Rename first (atomic) so a reader never sees a half-deleted entry.
+                    trash = (
+                        item.path.parent
+                        / f"{TEMP_PREFIX}trash-{item.path.name}-{uuid.uuid4().hex[:8]}"
+                    )
+                    if not item.path.name.startswith(TEMP_PREFIX):
+                        os.rename(item.path, trash)
+                    else:
+                        trash = item.path
+                    shutil.rmtree(trash)
+                elif item.path.exists():
+                    item.path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                reason = str(unwritable(error, "remove", item.path)) if is_unwritable(error) else ""
+                failed.append(GcItem(item.path, reason or f"{error.strerror or error}"))
+        return failed
 
     def garbage_collect(
         self, referenced: set[tuple[str, str]], dry_run: bool = False, min_temp_age_s: float = 3600
     ) -> list[Path]:
         """Remove entries not in ``referenced`` and stale temporary directories."""
-        doomed = [e.path for e in self.entries() if (e.asset, e.key) not in referenced]
-        now = time.time()
-        for asset_dir in (
-            (p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
-        ):
-            if asset_dir.name in _RESERVED:
-                continue
-            doomed += [
-                temp
-                for temp in asset_dir.glob(f"{TEMP_PREFIX}*")
-                if now - temp.stat().st_mtime > min_temp_age_s
-            ]
+        plan = self.gc_plan(referenced, min_temp_age_s=min_temp_age_s)
         if not dry_run:
-            for path in doomed:
-                shutil.rmtree(path, ignore_errors=True)
-        return doomed
+            self.gc_apply(plan)
+        return [item.path for item in plan.remove]
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """``path`` is under ``root`` with no symlink on the way (its folder resolves in place)."""
+    try:
+        parent = path.parent.resolve(strict=True)
+    except OSError:
+        return False
+    return (
+        parent.is_relative_to(root) and parent == path.parent.absolute() and not (path.is_symlink())
+    )
