@@ -1,5 +1,7 @@
 """Explainers (SCIENCE.md §4): hand-computed paths, batched == row by row, exact lengths."""
 
+import copy
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -78,19 +80,29 @@ def random_rows(n: int, seed: int = 0) -> Tensor:
 # Row-by-row references of the same math (tests only): one row, one step at a time.
 
 
-def _row_gradient(z, x, source, target, classifier, codec, loss, current, distance_weight):
+def _distance(difference: Tensor, config) -> Tensor:
+    """The distance term written out: pseudo-Huber sqrt(d^2 + s^2) - s, or plain |d|."""
+    if config is None or not config.distance_weight:
+        return difference.new_zeros(())
+    if config.distance == "l1_subgradient":
+        return config.distance_weight * difference.abs().sum()
+    s = config.distance_scale
+    return config.distance_weight * ((difference**2 + s**2).sqrt() - s).sum()
+
+
+def _row_gradient(z, x, source, target, classifier, codec, loss, current, config=None):
     z = z.detach().requires_grad_(True)
     point = codec.decode(z)
     logits = classifier(point)
     source = logits.argmax(-1) if current else source
-    value = validity_loss(logits, source, target, loss) + distance_weight * (point - x).abs().sum()
+    value = validity_loss(logits, source, target, loss) + _distance(point - x, config)
     return torch.autograd.grad(value.sum(), z)[0]
 
 
 def reference_latent_shift(x, target, classifier, codec, config: LatentShiftConfig, loss) -> Tensor:
     source = classifier(x[None]).argmax(-1)
     z0 = codec.encode(x[None]).detach()
-    g = _row_gradient(z0, x, source, target[None], classifier, codec, loss, False, 0.0)
+    g = _row_gradient(z0, x, source, target[None], classifier, codec, loss, False)
     steps = [codec.decode(z0 - i * config.step_size * g) for i in range(config.n_steps + 1)]
     return torch.cat(steps).detach()
 
@@ -110,7 +122,7 @@ def reference_sgd(x, target, classifier, codec, config: ReviseConfig | WachterCo
                 codec,
                 loss,
                 config.source == "current",
-                config.distance_weight,
+                config,
             )
         z = z - config.step_size * g
         points.append(codec.decode(z))
@@ -248,8 +260,9 @@ def test_batched_equals_row_by_row(config: ExplainerConfig) -> None:
     "config",
     [
         ReviseConfig(step_size=0.1, n_steps=5, distance_weight=0.5, gradient_every=2),
+        ReviseConfig(step_size=0.1, n_steps=5, distance_weight=0.5, distance="l1_subgradient"),
         ReviseConfig(step_size=0.1, n_steps=5, source="current"),
-        WachterConfig(step_size=0.1, n_steps=5, distance_weight=0.3),
+        WachterConfig(step_size=0.1, n_steps=5, distance_weight=0.3, distance_scale=0.2),
     ],
     ids=lambda c: repr(c),
 )
@@ -355,7 +368,9 @@ def test_revise_distance_term_is_applied() -> None:
     plain = explain(inputs, target, classifier, codec, ReviseConfig(step_size=0.1, n_steps=3), LOSS)
     zero = ReviseConfig(step_size=0.1, n_steps=3, distance_weight=0.0)
     assert torch.equal(explain(inputs, target, classifier, codec, zero, LOSS).points, plain.points)
-    weighted = ReviseConfig(step_size=0.1, n_steps=3, distance_weight=0.5)
+    weighted = ReviseConfig(
+        step_size=0.1, n_steps=3, distance_weight=0.5, distance="l1_subgradient"
+    )
     paths = explain(inputs, target, classifier, codec, weighted, LOSS)
     # Step 1: |Dec(z0) - x| = 0 has zero subgradient; afterwards Dec(z) - x = -(0.2, 0.15) * k,
     # so the L1 term adds 0.5 * sign(...) = (-0.5, -0.5) to g = (2, 1.5): steps of (0.15, 0.1).
@@ -366,6 +381,72 @@ def test_revise_distance_term_is_applied() -> None:
     expected.append(expected[-1] - 0.1 * (g + pull))
     assert torch.allclose(paths.points[:, 0], torch.stack(expected), atol=1e-6)
     assert not torch.allclose(paths.points, plain.points)
+
+
+def test_smooth_l1_distance_by_hand() -> None:
+    """Identity codec, linear classifier: the pull is d / sqrt(d^2 + s^2) per coordinate."""
+    classifier = linear_classifier([[1.0, 2.0], [-1.0, 0.5]])
+    codec = LinearCodec(torch.eye(2), torch.zeros(2))
+    inputs, target = torch.tensor([[1.0, 1.0]]), torch.tensor([1])
+    config = ReviseConfig(step_size=0.1, n_steps=2, distance_weight=0.5, distance_scale=0.03)
+    paths = explain(inputs, target, classifier, codec, config, LOSS)
+    g = torch.tensor([2.0, 1.5])  # grad of -f_1 + f_0
+    first = inputs[0] - 0.1 * g  # d = 0: the smooth term has gradient 0
+    d = torch.tensor([-0.2, -0.15])
+    pull = 0.5 * torch.tensor([-0.2 / (0.04 + 0.0009) ** 0.5, -0.15 / (0.0225 + 0.0009) ** 0.5])
+    second = first - 0.1 * (g + pull)
+    assert torch.allclose(first - inputs[0], d)
+    assert torch.allclose(paths.points[:, 0], torch.stack([inputs[0], first, second]), atol=1e-6)
+    assert torch.allclose(pull, torch.tensor([-0.494471, -0.490290]), atol=1e-6)
+
+
+def _trained_cake_models() -> tuple[Tensor, nn.Module, Nice]:
+    """A classifier and a NICE briefly trained on cake on sea (99 % accuracy), 200 test rows."""
+    from tabs_assets.config.datasets import CakeOnSeaConfig
+    from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
+
+    torch.manual_seed(0)
+    data = make_cake_on_sea(CakeOnSeaConfig(seed=42, n_points=20_000, n_dims=2))
+    x, y = torch.as_tensor(data.features), torch.as_tensor(data.labels).long()
+    x = (x - x.mean(0)) / x.std(0)
+    classifier, flow = MLPClassifier(2, 3), Nice(2)
+    optimizer = torch.optim.Adam([*classifier.parameters(), *flow.parameters()], lr=3e-3)
+    for _ in range(600):
+        rows = torch.randint(0, len(x), (512,))
+        loss = nn.functional.cross_entropy(classifier(x[rows]), y[rows]) + flow.nll(x[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(1))
+    return x[order[:200]], classifier.eval(), flow.eval()
+
+
+def _revise_points(config: ReviseConfig, inputs, targets, classifier, flow, dtype) -> Tensor:
+    classifier, flow = copy.deepcopy(classifier).to(dtype), copy.deepcopy(flow).to(dtype)
+    inputs = inputs.to(dtype)
+    sources = classifier(inputs).argmax(-1)
+    latents = path_latents(inputs, sources, targets, classifier, flow, config, LOSS)
+    with torch.no_grad():
+        return flow.decode(latents).double()
+
+
+def test_revise_paths_are_stable_under_rounding_of_the_input() -> None:
+    """Issue #10: 1e-7 relative input noise or float64 moves smooth-L1 REVISE paths < 1e-3."""
+    inputs, classifier, flow = _trained_cake_models()
+    targets = draw_targets(classifier(inputs).argmax(-1), 3, seed=0)
+    noise = 1 + 1e-7 * torch.randn(inputs.shape, generator=torch.Generator().manual_seed(5))
+    moved = {}
+    for distance in ("smooth_l1", "l1_subgradient"):
+        config = ReviseConfig(distance_weight=0.5, n_steps=99, distance=distance)
+        base = _revise_points(config, inputs, targets, classifier, flow, torch.float32)
+        perturbed = _revise_points(config, inputs * noise, targets, classifier, flow, torch.float32)
+        double = _revise_points(config, inputs, targets, classifier, flow, torch.float64)
+        moved[distance] = (
+            (base - perturbed).abs().max().item(),
+            (base - double).abs().max().item(),
+        )
+    assert moved["smooth_l1"][0] <= 1e-3 and moved["smooth_l1"][1] <= 1e-3, moved
+    assert min(moved["l1_subgradient"]) > 0.1, moved  # the subgradient is chaotic
 
 
 def test_revise_with_adam_runs_and_matches_the_functional_update() -> None:

@@ -7,6 +7,15 @@ from pydantic import Field
 from tabs_assets.config.base import StrictModel
 
 SourceMode = Literal["initial", "current"]
+DistanceKind = Literal["smooth_l1", "l1_subgradient"]
+DISTANCE_DESCRIPTION = (
+    "smooth_l1: sum sqrt(d^2 + s^2) - s, smooth at d = 0 (stable paths); l1_subgradient: "
+    "the L1 norm with subgradient sign(d), chaotic where d is rounding noise (README)"
+)
+DISTANCE_SCALE_DESCRIPTION = (
+    "s of smooth_l1, normalised units: quadratic for abs(d) << s, L1 beyond; 0.03 measured stable "
+    "(README); keep step_size * distance_weight / s < 2 with sgd"
+)
 
 
 class ThresholdSearchConfig(StrictModel):
@@ -34,7 +43,11 @@ class ReviseConfig(StrictModel):
     method: Literal["revise"] = "revise"
     step_size: float = Field(0.01, gt=0, description="eta for sgd; lr for adam")
     n_steps: int = Field(99, ge=1)
-    distance_weight: float = Field(0.0, ge=0, description="lambda_d on ||Dec(z) - x||_1")
+    distance_weight: float = Field(
+        0.0, ge=0, description="lambda_d on the distance term of Dec(z) - x"
+    )
+    distance: DistanceKind = Field("smooth_l1", description=DISTANCE_DESCRIPTION)
+    distance_scale: float = Field(0.03, gt=0, description=DISTANCE_SCALE_DESCRIPTION)
     optimizer: Literal["sgd", "adam"] = "sgd"
     gradient_every: int = Field(1, ge=1, description="k: a new gradient every k steps")
     source: SourceMode = "initial"
@@ -47,6 +60,8 @@ class WachterConfig(StrictModel):
     step_size: float = Field(0.01, gt=0)
     n_steps: int = Field(99, ge=1)
     distance_weight: float = Field(0.0, ge=0)
+    distance: DistanceKind = Field("smooth_l1", description=DISTANCE_DESCRIPTION)
+    distance_scale: float = Field(0.03, gt=0, description=DISTANCE_SCALE_DESCRIPTION)
     optimizer: Literal["sgd", "adam"] = "sgd"
     gradient_every: int = Field(1, ge=1)
     source: SourceMode = "initial"

@@ -9,6 +9,13 @@ Fixes of the research code kept visible here (SCIENCE.md §9): the REVISE loss i
 current latent (not at the original input), its distance term is really applied, the one-shot
 Latent Shift builds its [S, B, H] latents by broadcasting (no scrambled reshape), and every path
 has the same number of points.
+
+The distance term of REVISE and Wachter is a smooth L1 (pseudo-Huber) by default: at z0,
+Dec(E(x)) - x is rounding noise, and the subgradient sign(d) of |d| turns that noise into a full
+unit pull in an arbitrary direction, so the plain L1 makes the paths chaotic (a 1e-7 change of
+the input moved points by tens of units). sqrt(d^2 + s^2) - s has the gradient d / sqrt(d^2 + s^2),
+which is ~d/s near 0 (noise stays noise) and ~sign(d) beyond s (the L1 pull of REVISE). The plain
+subgradient stays available as ``distance: l1_subgradient``.
 """
 
 import json
@@ -25,6 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from tabs_assets.config.explainers import (
+    DistanceKind,
     ExplainerConfig,
     LatentShiftConfig,
     ReviseConfig,
@@ -145,6 +153,25 @@ def _as_variable(z: Tensor, differentiable: bool) -> Tensor:
     return z.detach().requires_grad_(True)
 
 
+def distance_term(difference: Tensor, kind: DistanceKind, scale: float) -> Tensor:
+    """Per-row distance [...] of ``difference`` [..., D]: smooth L1 with scale s, or plain L1.
+
+    smooth_l1: sum_j sqrt(d_j^2 + s^2) - s, 0 at d = 0, within s of |d| per coordinate.
+    """
+    if kind == "l1_subgradient":
+        return difference.abs().sum(-1)
+    return (torch.sqrt(difference * difference + scale * scale) - scale).sum(-1)
+
+
+@dataclass(frozen=True)
+class _Distance:
+    """lambda_d and the form of the distance term (weight 0: no term)."""
+
+    weight: float = 0.0
+    kind: DistanceKind = "smooth_l1"
+    scale: float = 0.03
+
+
 def _objective(
     z: Tensor,
     inputs: Tensor,
@@ -154,15 +181,17 @@ def _objective(
     codec: Codec,
     loss: ValidityLossConfig,
     source_mode: SourceMode,
-    distance_weight: float = 0.0,
+    distance: _Distance = _Distance(),
 ) -> Tensor:
-    """Per-row L(f(Dec(z))) + lambda_d * ||Dec(z) - x||_1, evaluated at the CURRENT z: [B]."""
+    """Per-row L(f(Dec(z))) + lambda_d * dist(Dec(z) - x), evaluated at the CURRENT z: [B]."""
     points = codec.decode(z)
     logits = classifier(points)
     source = logits.argmax(-1) if source_mode == "current" else sources
     value = validity_loss(logits, source, targets, loss)
-    if distance_weight:
-        value = value + distance_weight * (points - inputs).abs().sum(-1)
+    if distance.weight:
+        value = value + distance.weight * distance_term(
+            points - inputs, distance.kind, distance.scale
+        )
     return value
 
 
@@ -296,7 +325,7 @@ def _descent(
     loss: ValidityLossConfig,
     differentiable: bool,
 ) -> Tensor:
-    """REVISE / Wachter: z <- z - eta * grad[L(f(Dec(z))) + lambda_d ||Dec(z) - x||_1]: [S, B, H].
+    """REVISE / Wachter: z <- z - eta * grad[L(f(Dec(z))) + lambda_d dist(Dec(z) - x)]: [S, B, H].
 
     A new gradient every ``gradient_every`` steps, the last one reused in between.
     """
@@ -320,7 +349,7 @@ def _descent(
             codec,
             loss,
             config.source,
-            config.distance_weight,
+            _Distance(config.distance_weight, config.distance, config.distance_scale),
         )
 
     latents = [z]
