@@ -127,13 +127,35 @@ def test_path_metrics_on_crafted_paths() -> None:
     assert again == pytest.approx(metrics)
 
 
+def test_counterfactual_metrics_on_crafted_paths() -> None:
+    """The first point predicted as the target: path 0 step 2 at (2, 3) from (0, 1); path 2 step
+    2 at (2.5, 1.5) from (2, 1); path 3 step 0 (starts at its target); path 1 never gets there."""
+    paths = crafted_paths()
+    metrics = path_metrics(paths, SquaredNormDensity(), TRAIN, TRAIN_LABELS, X_MAX, CONFIG, 0)
+    assert metrics["cf_step"] == pytest.approx((2 + 2 + 0) / 3)
+    assert metrics["cf_l1"] == pytest.approx((4 + 1 + 0) / 3)
+    assert metrics["cf_l2"] == pytest.approx((math.sqrt(8) + math.sqrt(0.5) + 0) / 3)
+    assert metrics["cf_l0"] == pytest.approx((2 + 2 + 0) / 3)
+    # NLL = squared norm: (2,3) -> 13, (2.5,1.5) -> 8.5, (3,1) -> 10.
+    assert metrics["cf_nll"] == pytest.approx((13 + 8.5 + 10) / 3)
+    lof = lof_scores(paths.points, TRAIN, CONFIG, 0)
+    assert metrics["cf_lof"] == pytest.approx(float(lof[2, 0] + lof[2, 2] + lof[0, 3]) / 3)
+    assert metrics["cf_ynn"] == pytest.approx((0.5 + 1 + 1) / 3) == metrics["ynn"]
+    assert metrics["lof_fit_rows"] == 7  # all 7 training rows (below lof_max_train_rows)
+    capped = MetricsConfig(lof_neighbors=3, ynn_neighbors=2, lof_max_train_rows=5)
+    again = path_metrics(paths, SquaredNormDensity(), TRAIN, TRAIN_LABELS, X_MAX, capped, 0)
+    assert again["lof_fit_rows"] == 5
+
+
 def test_zero_valid_paths_give_nan_and_a_count_of_zero() -> None:
     paths = crafted_paths(torch.zeros(4, 4, dtype=torch.long))
     paths.targets = torch.ones(4, dtype=torch.long)
     metrics = path_metrics(paths, SquaredNormDensity(), TRAIN, TRAIN_LABELS, X_MAX, CONFIG, 0)
     assert metrics["n_valid"] == 0
     assert metrics["validity_rate"] == 0.0 and metrics["validity_rate_last"] == 0.0
-    for name in ("mean_nll", "mean_boundary_crossings", "mean_distance_to_max", "ynn"):
+    undefined = ("mean_nll", "mean_boundary_crossings", "mean_distance_to_max", "ynn")
+    counterfactual = ("cf_step", "cf_l1", "cf_l2", "cf_l0", "cf_nll", "cf_lof", "cf_ynn")
+    for name in undefined + counterfactual:
         assert math.isnan(metrics[name]), name
     assert not math.isnan(metrics["l1_auc"])
 

@@ -2,6 +2,9 @@
 
 A metric defined over valid paths (paths that reach the target) is NaN when no path is valid,
 reported next to ``n_valid`` = 0, never a silent 0.
+
+The counterfactual of a path is its first point predicted as the target (CARLA's notion of
+"the" counterfactual); the ``cf_*`` metrics measure it, averaged over valid paths.
 """
 
 import math
@@ -67,6 +70,11 @@ def boundary_crossings(predictions: Tensor, mask: Tensor) -> Tensor:
     return (changed & mask[1:]).sum(0)
 
 
+def lof_fit_rows(n_train: int, config: MetricsConfig) -> int:
+    """Rows LOF is fitted on: LOF scores grow with this number, so it is fixed and reported."""
+    return min(n_train, config.lof_max_train_rows)
+
+
 def lof_scores(points: Tensor, train_features: Tensor, config: MetricsConfig, seed: int) -> Tensor:
     """LOF score (-score_samples; about 1 for inliers, larger for outliers) per point: [...].
 
@@ -117,23 +125,27 @@ def _mean(values: Tensor) -> float:
 
 
 @torch.no_grad()
-def masked_nll(points: Tensor, mask: Tensor, reference_density: nn.Module) -> float:
-    """Mean NLL under the reference density of all masked points of all paths, pooled."""
-    selected = points[mask]
-    if not len(selected):
-        return math.nan
+def row_nll(rows: Tensor, reference_density: nn.Module) -> Tensor:
+    """NLL under the reference density of every row [N, D] (eval mode, in chunks): [N] float64."""
     was_training = reference_density.training
     reference_density.eval()
     parameter = next(iter(reference_density.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     try:
-        total = torch.zeros((), dtype=torch.float64)
-        for begin in range(0, len(selected), DENSITY_CHUNK_ROWS):
-            rows = selected[begin : begin + DENSITY_CHUNK_ROWS].to(device)
-            total += -reference_density.log_prob(rows).double().sum().cpu()
+        parts = [
+            -reference_density.log_prob(rows[begin : begin + DENSITY_CHUNK_ROWS].to(device))
+            .double()
+            .cpu()
+            for begin in range(0, len(rows), DENSITY_CHUNK_ROWS)
+        ]
     finally:
         reference_density.train(was_training)
-    return float(total / len(selected))
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+
+def masked_nll(points: Tensor, mask: Tensor, reference_density: nn.Module) -> float:
+    """Mean NLL under the reference density of all masked points of all paths, pooled."""
+    return _mean(row_nll(points[mask], reference_density))
 
 
 def min_distance_to(points: Tensor, mask: Tensor, anchor: Tensor) -> Tensor:
@@ -174,6 +186,34 @@ def ynn(
     return (labels == targets.cpu()[:, None]).double().mean(1)
 
 
+def counterfactual_metrics(
+    paths: CounterfactualPaths,
+    reference_density: nn.Module,
+    lof: Tensor,
+    ynn_values: Tensor,
+) -> dict[str, float]:
+    """The counterfactual of each valid path (its first point predicted as the target), measured.
+
+    Means over valid paths (NaN when none): ``cf_step`` (its step), ``cf_l1`` / ``cf_l2``
+    (distance to the input), ``cf_l0`` (features moved by more than SPARSITY_TOLERANCE),
+    ``cf_nll`` (NLL under the reference density), ``cf_lof`` (LOF score, from ``lof`` [S, B]) and
+    ``cf_ynn`` (``ynn_values`` [N_valid], measured at the same points).
+    """
+    valid = valid_paths(paths.predictions, paths.targets)
+    rows = valid.nonzero().squeeze(-1)
+    steps = first_valid_step(paths.predictions, paths.targets)[valid]
+    moved = paths.points[steps, rows] - paths.inputs[rows]  # [N_valid, D]
+    return {
+        "cf_step": _mean(steps.double()),
+        "cf_l1": _mean(moved.double().abs().sum(-1)),
+        "cf_l2": _mean(moved.double().norm(dim=-1)),
+        "cf_l0": _mean((moved.abs() > SPARSITY_TOLERANCE).sum(-1).double()),
+        "cf_nll": _mean(row_nll(paths.points[steps, rows], reference_density)),
+        "cf_lof": _mean(lof[steps, rows]),
+        "cf_ynn": _mean(ynn_values),
+    }
+
+
 def path_metrics(
     paths: CounterfactualPaths,
     reference_density: nn.Module,
@@ -200,6 +240,9 @@ def path_metrics(
     first = first_valid_step(predictions, targets)[valid]
     counterfactuals = paths.points[first, valid.nonzero().squeeze(-1)]  # [N_valid, D]
     train_predictions = _train_predictions(train_features, train_labels)
+    ynn_values = ynn(
+        counterfactuals, targets[valid], train_features, train_predictions, config.ynn_neighbors
+    )
     n_points = n_paths * n_steps_total
     return {
         "n_paths": n_paths,
@@ -215,15 +258,9 @@ def path_metrics(
             ((paths.points[-1] - paths.inputs).abs() > SPARSITY_TOLERANCE).sum(-1).double()
         ),
         "lof_auc": _mean(path_auc(lof)),
-        "ynn": _mean(
-            ynn(
-                counterfactuals,
-                targets[valid],
-                train_features,
-                train_predictions,
-                config.ynn_neighbors,
-            )
-        ),
+        "lof_fit_rows": lof_fit_rows(len(train_features), config),
+        "ynn": _mean(ynn_values),
+        **counterfactual_metrics(paths, reference_density, lof, ynn_values),
     }
 
 

@@ -15,7 +15,7 @@ MEMBERS_CSV = "members.csv"
 AGGREGATED_CSV = "aggregated.csv"
 SEED_LABEL = "seed"
 # Shares shown as percentages in reports.
-PERCENT_METRICS = {"validity_rate", "validity_rate_last", "ynn"}
+PERCENT_METRICS = {"validity_rate", "validity_rate_last", "ynn", "cf_ynn"}
 
 
 def standard_labels(config: ExperimentConfig) -> dict[str, Any]:
