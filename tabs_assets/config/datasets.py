@@ -5,13 +5,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from tabs_assets.config.base import StrictModel
+from tabs_assets.config.base import Seed, StrictModel
 
 
 class SplitConfig(StrictModel):
     """Train/val/test split drawn once per dataset config from its own seed (§1.4)."""
 
-    seed: int = 0
+    seed: Seed = 0
     train: float = Field(0.6, gt=0, lt=1)
     val: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, gt=0, lt=1)
@@ -33,7 +33,7 @@ class CakeOnSeaConfig(_DatasetBase):
     """Synthetic 3-class data set, the default (§1.1)."""
 
     kind: Literal["cake_on_sea"] = "cake_on_sea"
-    seed: int = 42
+    seed: Seed = 42
     n_points: int = Field(100_000, gt=0, description="initial draws before the dead zone is cut")
     n_dims: int = Field(2, ge=2)
     n_uncorrelated_dims: int = Field(2, ge=2)
@@ -81,7 +81,10 @@ class TabularFileConfig(_DatasetBase):
     """Your own CSV or Parquet file (§1.3). The file's checksum is part of the cache key."""
 
     kind: Literal["tabular_file"] = "tabular_file"
-    path: Path
+    path: Path = Field(
+        strict=False,
+        description="CSV or Parquet file; a relative path is relative to the config file's folder",
+    )
     label_column: str
     feature_columns: list[str] | None = Field(
         None, description="None = every column except the label"
@@ -90,7 +93,7 @@ class TabularFileConfig(_DatasetBase):
     positive_columns: list[str] = Field(
         default_factory=list, description="rows with a value <= 0 in these columns are dropped"
     )
-    label_mapping: dict[str, int] | None = Field(
+    label_mapping: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
         None, description="raw label (as text) -> class index; None = sorted unique labels"
     )
 

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from tabs_assets.config.base import StrictModel, neutral
+from tabs_assets.config.base import Seed, StrictModel, neutral
 from tabs_assets.config.datasets import CakeOnSeaConfig, DatasetConfig
 from tabs_assets.config.explainers import ExplainerConfig, LatentShiftConfig
 from tabs_assets.config.losses import GeneralValidityLoss, ValidityLossConfig
@@ -16,15 +16,18 @@ from tabs_assets.config.models import (
 )
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.]*$"
+# Partition keys (<name>-<8 hex>) become file and folder names: keep them far below 255 bytes.
+MAX_NAME_LENGTH = 64
+MAX_DESCRIPTION_LENGTH = 10_000
 
 
 class ExplanationConfig(StrictModel):
     """Which points are explained and how targets are drawn (§4)."""
 
-    seed: int = Field(0, description="draws one target per test point, shared by all methods")
+    seed: Seed = Field(0, description="draws one target per test point, shared by all methods")
     split: Literal["train", "val", "test"] = "test"
     max_points: int | None = Field(None, gt=0, description="explain the first N rows; None = all")
-    chunk_size: int = neutral(4096, "rows per explainer batch (memory only, never results)")
+    chunk_size: int = neutral(4096, "rows per explainer batch (memory only, never results)", gt=0)
 
 
 class MetricsConfig(StrictModel):
@@ -46,8 +49,12 @@ class PlotsConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """Everything one experiment needs; each asset hashes only its own slice of it."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="prefix of the partition key")
-    description: str = neutral("", "free text shown in the UI")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=MAX_NAME_LENGTH,
+        description=f"prefix of the partition key (at most {MAX_NAME_LENGTH} characters)",
+    )
+    description: str = neutral("", "free text shown in the UI", max_length=MAX_DESCRIPTION_LENGTH)
     dataset: DatasetConfig = CakeOnSeaConfig()
     classifier: ClassifierConfig = ClassifierConfig()
     generative_model: GenerativeModelConfig = NiceConfig()

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from tabs_assets.config.base import StrictModel, neutral
+from tabs_assets.config.base import HiddenSizes, Seed, StrictModel, neutral
 from tabs_assets.config.explainers import ExplainerConfig, LatentShiftConfig
 from tabs_assets.config.losses import GeneralValidityLoss, ValidityLossConfig
 
@@ -14,11 +14,11 @@ BATCHES_PER_EPOCH = 20
 class TrainingConfig(StrictModel):
     """Seeded Lightning training with early stopping; the best validation weights are kept."""
 
-    seed: int = 42
+    seed: Seed = 42
     max_epochs: int = Field(200, gt=0, description="finite cap on epochs")
     patience: int = Field(3, ge=1, description="early stopping on val loss")
     min_delta: float = Field(1e-3, ge=0)
-    learning_rate: float = Field(1e-3, gt=0)
+    learning_rate: float = Field(1e-3, gt=0, le=10)
     batch_size: int | None = Field(
         None,
         gt=0,
@@ -36,7 +36,7 @@ class TrainingConfig(StrictModel):
 class ClassifierConfig(StrictModel):
     """MLP: (Linear -> Dropout? -> BatchNorm? -> ReLU) per hidden layer, then Linear to C logits."""
 
-    hidden: list[int] = Field(default_factory=lambda: [50, 50])
+    hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     training: TrainingConfig = TrainingConfig()
@@ -58,7 +58,7 @@ class NiceConfig(StrictModel):
 
     kind: Literal["nice"] = "nice"
     coupling_layers: int = Field(4, ge=2)
-    hidden: list[int] = Field(default_factory=lambda: [20, 20])
+    hidden: HiddenSizes = Field(default_factory=lambda: [20, 20])
     prior: Literal["gaussian", "logistic"] = "gaussian"
     path_regularization: PathRegularizationConfig | None = None
     training: TrainingConfig = TrainingConfig()
@@ -69,7 +69,7 @@ class AutoencoderConfig(StrictModel):
 
     kind: Literal["ae"] = "ae"
     latent_dim: int = Field(2, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [50, 50])
+    hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     training: TrainingConfig = TrainingConfig()
 
 
@@ -78,7 +78,7 @@ class VaeConfig(StrictModel):
 
     kind: Literal["vae"] = "vae"
     latent_dim: int = Field(2, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [50, 50])
+    hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     beta: float = Field(1.0, gt=0)
     training: TrainingConfig = TrainingConfig()
 

@@ -8,19 +8,45 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tabs_assets.config.base import StrictModel
-from tabs_assets.config.experiment import NAME_PATTERN
+from tabs_assets.config.base import Seed, StrictModel
+from tabs_assets.config.experiment import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
 from tabs_assets.config.hashing import content_hash
-from tabs_assets.config.loading import ConfigError, ResolvedConfig, read_yaml, resolve_config
+from tabs_assets.config.loading import (
+    ConfigError,
+    ResolvedConfig,
+    absolute_data_path,
+    read_yaml,
+    resolve_config,
+)
 
 STUDY_KEY = "study"
+# Bounds that keep `register` fast (every member is validated and hashed): about 2 ms a member.
+MAX_SEEDS = 100
+MAX_STUDY_MEMBERS = 5000
+# What a report may group by besides the sweep's keys (science.study_tables.standard_labels).
+STANDARD_LABELS = ("dataset", "generative", "explainer", "loss", "loss_weight", "seed")
+# Every metric of an explanation_metrics entry (science.metrics.path_metrics).
+METRICS = (
+    "n_paths",
+    "n_valid",
+    "validity_rate",
+    "validity_rate_last",
+    "time_per_step_ns",
+    "mean_nll",
+    "mean_boundary_crossings",
+    "mean_distance_to_max",
+    "l1_auc",
+    "sparsity_l0",
+    "lof_auc",
+    "ynn",
+)
 
 
 class SeedsConfig(StrictModel):
     """Each seed value is written to every dotted key in ``keys``."""
 
     keys: list[str] = Field(default_factory=lambda: ["generative_model.training.seed"])
-    values: list[int] = Field(min_length=1)
+    values: list[Seed] = Field(min_length=1, max_length=MAX_SEEDS)
 
 
 class RankingConfig(StrictModel):
@@ -76,8 +102,8 @@ class ReportConfig(StrictModel):
 class StudyConfig(StrictModel):
     """A study: many experiment configs (partitions) and a report over them."""
 
-    name: str = Field(pattern=NAME_PATTERN)
-    description: str = ""
+    name: str = Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)
+    description: str = Field("", max_length=MAX_DESCRIPTION_LENGTH)
     base: list[str] = Field(default_factory=list, description="config files, relative to the study")
     set: dict[str, Any] = Field(default_factory=dict, description="dotted overrides of the base")
     sweep: dict[str, list[Any]] | list[dict[str, list[Any]]] = Field(
@@ -125,19 +151,85 @@ def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values, strict=True)) for values in combos]
 
 
+def _report_problems(study: StudyConfig) -> list[str]:
+    """Report labels and metrics that no member will have."""
+    labels = {*STANDARD_LABELS, *(key for grid in _grids(study.sweep) for key in grid)}
+    report = study.report
+    used_labels = [("study.report.rows", report.rows), ("study.report.columns", report.columns)]
+    used_metrics = [("study.report.metrics", report.metrics)]
+    used_metrics.append(("study.report.boxplots", report.boxplots))
+    if report.ranking is not None:
+        used_labels.append(("study.report.ranking.group", [report.ranking.group]))
+        used_labels.append(("study.report.ranking.items", report.ranking.items))
+        used_metrics.append(("study.report.ranking.metric", [report.ranking.metric]))
+    for index, plot in enumerate(report.line_plots):
+        where = f"study.report.line_plots.{index}"
+        used_labels.append((where, [plot.x, plot.hue, *plot.where]))
+        used_metrics.append((f"{where}.value", [plot.value]))
+    problems = [
+        f"{where}: unknown label {name!r}; labels are {', '.join(sorted(labels))}"
+        for where, names in used_labels
+        for name in names
+        if name not in labels
+    ]
+    problems += [
+        f"{where}: unknown metric {name!r}; metrics are {', '.join(METRICS)}"
+        for where, names in used_metrics
+        for name in names
+        if name not in METRICS
+    ]
+    return problems
+
+
+def _member_count(study: StudyConfig) -> int:
+    seeds = len(study.seeds.values) if study.seeds else 1
+    total = 0
+    for grid in _grids(study.sweep):
+        size = 1
+        for values in grid.values():
+            size *= len(values)
+        total += size
+    return total * seeds
+
+
+def _absolute_paths(overrides: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A relative ``dataset.path`` in a study's ``set`` or ``sweep`` is relative to the study."""
+    dotted = overrides.get("dataset.path")
+    if isinstance(dotted, str) and dotted and not Path(dotted).expanduser().is_absolute():
+        overrides = {**overrides, "dataset.path": str(folder / Path(dotted).expanduser())}
+    if "dataset" in overrides:
+        overrides = absolute_data_path(overrides, folder)
+    return overrides
+
+
 def expand_study(path: Path) -> ResolvedStudy:
     """Validate a study file and every member config (all problems reported together)."""
     from tabs_assets.config.loading import validate_model
 
     raw = read_yaml(path)
     study = validate_model(StudyConfig, raw.get(STUDY_KEY) or {}, f"{path}: study")
-    base_files = [(path.parent / name).resolve() for name in study.base]
+    base_files = [(path.absolute().parent / name).resolve() for name in study.base]
+    problems: list[str] = []
+    for index, base in enumerate(base_files):
+        try:
+            read_yaml(base)
+        except ConfigError as error:
+            problems += [f"study.base.{index}: {problem}" for problem in error.problems]
+    n_members = _member_count(study)
+    if n_members > MAX_STUDY_MEMBERS:
+        problems.append(
+            f"study.sweep: the study expands to {n_members} configs (sweep x seeds); "
+            f"at most {MAX_STUDY_MEMBERS} are allowed"
+        )
+    problems += _report_problems(study)
+    if problems:
+        raise ConfigError(str(path), problems)
     seeds = study.seeds.values if study.seeds else [None]
     members: dict[str, StudyMember] = {}
-    problems: list[str] = []
+    folder = path.absolute().parent
     for point in (p for grid in _grids(study.sweep) for p in _grid_points(grid)):
         for seed in seeds:
-            overrides = {"name": study.name, **study.set, **point}
+            overrides = _absolute_paths({"name": study.name, **study.set, **point}, folder)
             if seed is not None:
                 overrides.update({key: seed for key in study.seeds.keys})
             labels = {**point, **({"seed": seed} if seed is not None else {})}

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tabs_assets.config.loading import resolve_config
-from tabs_assets.config.study import expand_study, is_study_file
+from tabs_assets.config.loading import ConfigError, ResolvedConfig, resolve_config
+from tabs_assets.config.study import ResolvedStudy, expand_study, is_study_file
 from tabs_assets.orchestration.registry import Registry
 
 
@@ -26,17 +26,60 @@ def yaml_files(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class Validated:
+    """A file that passed every check, ready to be recorded."""
+
+    path: Path
+    config: ResolvedConfig | None = None
+    study: ResolvedStudy | None = None
+
+
+def _admit(configs: Sequence[ResolvedConfig], origin: str) -> None:
+    """Data-file and resource checks of validated configs; a ConfigError lists every problem.
+
+    A study's members share data sets: each distinct data set is checked once.
+    """
+    from tabs_assets.orchestration.admission import admission_problems
+
+    problems: list[str] = []
+    checked: dict = {}
+    for resolved in configs:
+        prefix = f"member {resolved.partition_key}: " if len(configs) > 1 else ""
+        for problem in admission_problems(resolved.config, checked):
+            if problem.startswith("dataset.path") and problem in problems:
+                continue
+            problems.append(prefix + problem)
+    if problems:
+        raise ConfigError(origin, problems)
+
+
+def validate_file(path: Path, overrides: Sequence[str] = ()) -> Validated:
+    """Every check ``register`` makes, without writing anything; raises ConfigError."""
+    if is_study_file(path):
+        study = expand_study(path)
+        _admit([member.resolved for member in study.members], str(path))
+        return Validated(path=path, study=study)
+    resolved = resolve_config([path], overrides)
+    _admit([resolved], str(path))
+    return Validated(path=path, config=resolved)
+
+
+def record(registry: Registry, validated: Validated) -> Registered:
+    """Write a validated file's records to the registry."""
+    result = Registered()
+    if validated.study is not None:
+        study = validated.study
+        result.studies.append(registry.register_study(study, str(validated.path)))
+        result.configs += [member.partition_key for member in study.members]
+    elif validated.config is not None:
+        result.configs.append(registry.register_config(validated.config, str(validated.path)))
+    return result
+
+
 def register_file(registry: Registry, path: Path, overrides: Sequence[str] = ()) -> Registered:
     """Validate ``path`` (a config or a study) and record it; raises ConfigError before writing."""
-    result = Registered()
-    if is_study_file(path):
-        resolved = expand_study(path)
-        result.studies.append(registry.register_study(resolved, str(path)))
-        result.configs += [member.partition_key for member in resolved.members]
-    else:
-        resolved = resolve_config([path], overrides)
-        result.configs.append(registry.register_config(resolved, str(path)))
-    return result
+    return record(registry, validate_file(path, overrides))
 
 
 def add_partitions(instance: object, registered: Registered) -> None:

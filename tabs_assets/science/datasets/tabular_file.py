@@ -22,8 +22,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
+    if not path.exists():
         raise DatasetError(f"dataset file {path} does not exist (dataset.path)")
+    if not path.is_file():
+        raise DatasetError(f"dataset file {path} is not a regular file (dataset.path)")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -35,7 +37,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_csv(path)
         if name.endswith(PARQUET_SUFFIXES):
             return pd.read_parquet(path)
-    except (OSError, ValueError, pd.errors.ParserError) as error:
+    except (OSError, ValueError, pd.errors.ParserError, ImportError) as error:
         raise DatasetError(f"cannot read {path}: {error}") from error
     raise DatasetError(
         f"{path}: unknown file type; use one of {', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES)}"
