@@ -6,7 +6,7 @@ import pytest
 from dagster import DagsterInstance
 from mlflow.tracking import MlflowClient
 
-from tabs_assets.orchestration.cli import materialize_partition
+from tabs_assets.orchestration.runs import materialize_partition
 from tabs_assets.orchestration.store import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
 

@@ -3,29 +3,53 @@
 A small resource of our own (dagster-mlflow knows one run per Dagster run, not partitions).
 mlflow is imported only when something is logged, never at definitions load time. A tracking
 failure never loses a result: the caller stores first and reports the failure.
+
+Parent runs are the comparison table: each carries the whole flattened config as params (batch
+sizes as used), the headline metrics of its children, its studies as tags and links to Dagster.
+Child runs start when the compute started and end when it was logged. Writes to a SQLite store
+are serialised by a file lock that is given up after ``$TABS_ASSETS_MLFLOW_LOCK_TIMEOUT`` seconds
+(default 30): the run then goes on untracked, and the entry is tracked the next time it is read
+(``ensure_tracked``), as is any entry whose MLflow run went missing.
 """
 
+import json
 import os
+import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from pydantic import Field
 
 from tabs_assets.config.loading import flatten
-from tabs_assets.orchestration import settings
+from tabs_assets.orchestration import presentation, settings
 
 TAG_PREFIX = "tabs_assets."
 ROLE_PARTITION = "partition"
 ROLE_ASSET = "asset"
+STUDY_TAG = f"{TAG_PREFIX}study"
+DAGSTER_RUN_TAG = f"{TAG_PREFIX}dagster_run_url"
+DAGSTER_ASSET_TAG = f"{TAG_PREFIX}dagster_asset_url"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3: opens the model-training view
+EXPERIMENT_KIND = "custom_model_development"  # (not "genai_development")
+LOCK_TIMEOUT_ENV = "TABS_ASSETS_MLFLOW_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 30.0
+STALE_RUNNING_SECONDS = 3600  # a tracking server's RUNNING child older than this is dead
 _BATCH = 200  # metrics per log_batch call, well under MLflow's 1000
 _MAX_PARAM_LENGTH = 6000
+MANIFEST = "manifest.json"
+PREVIEW_DIR = "previews"  # small copies for Dagster; MLflow gets the full-size files only
+# Parent-run metrics taken from children: (asset, metric) -> name on the parent run.
+_MODEL_HEADLINES = ("test_accuracy", "test_nll", "best_epoch")
+_PATH_HEADLINES = ("explainer_seconds",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,11 @@ class AssetRun:
     metrics: dict[str, float] = field(default_factory=dict)
     history: Sequence[dict[str, float]] = ()
     artifacts: Sequence[Path] = ()
+    # Real times of the work (epoch seconds); default: read from the entry's manifest.
+    compute_seconds: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    late: bool = False  # tracked when read, after a crash or a lock timeout
 
 
 @dataclass(frozen=True)
@@ -48,6 +77,10 @@ class TrackingOutcome:
     experiment_id: str | None = None
     url: str | None = None
     error: str | None = None
+
+
+class TrackingLockTimeout(RuntimeError):
+    """The SQLite tracking lock stayed held longer than the timeout."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +107,48 @@ def git_state(directory: Path) -> GitState:
     return GitState(commit, bool(status), diff)
 
 
+def lock_timeout() -> float:
+    """Seconds to wait for the SQLite tracking lock ($TABS_ASSETS_MLFLOW_LOCK_TIMEOUT, 30)."""
+    try:
+        return float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT)
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+
+
+def _manifest_of(artifacts: Sequence[Path]) -> tuple[Path | None, dict[str, Any]]:
+    """(entry folder, manifest) when the artifacts are a store entry's files."""
+    for path in artifacts:
+        if path.name == MANIFEST:
+            try:
+                return path.parent, json.loads(path.read_text())
+            except (OSError, ValueError):
+                return path.parent, {}
+    return None, {}
+
+
+def _created_epoch(manifest: dict[str, Any]) -> float | None:
+    try:
+        return datetime.strptime(manifest["created"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def parent_headlines(asset: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics of an asset's run that its config's parent run shows."""
+    numbers = {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    if asset == "explanation_metrics":
+        return numbers
+    if asset in {"classifier", "generative_model", "reference_density"}:
+        return {f"{asset}_{k}": v for k, v in numbers.items() if k in _MODEL_HEADLINES}
+    if asset == "counterfactual_paths":
+        return {k: v for k, v in numbers.items() if k in _PATH_HEADLINES}
+    return {}
+
+
 class TrackingResource(ConfigurableResource):
     """Where runs go: SQLite in the store root by default, or a tracking server URL."""
 
@@ -83,8 +158,10 @@ class TrackingResource(ConfigurableResource):
         "sqlite:///<store root>/mlflow.db",
     )
     experiment_name: str = "tabs_assets"
-    ui_url: str = Field(
-        "http://127.0.0.1:5000", description="base URL of the MLflow UI, for links in Dagster"
+    ui_url: str | None = Field(
+        None,
+        description="base URL of the MLflow UI for links; default $TABS_ASSETS_MLFLOW_UI_URL, "
+        "else the tracking server, else http://127.0.0.1:5000",
     )
     enabled: bool = True
     store_root: str | None = Field(None, description="default: the store's default root")
@@ -93,27 +170,62 @@ class TrackingResource(ConfigurableResource):
         """Resource config, else $MLFLOW_TRACKING_URI, else SQLite in the store root."""
         if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
             return self.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
-        root = Path(self.store_root) if self.store_root else settings.store_root()
-        return f"sqlite:///{root / 'mlflow.db'}"
+        return f"sqlite:///{self._store_root() / 'mlflow.db'}"
+
+    def _store_root(self) -> Path:
+        return Path(self.store_root) if self.store_root else settings.store_root()
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        base = self.tracking_uri if self._is_server() else self.ui_url
-        return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        if self.ui_url:
+            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        if self._is_server() and not os.environ.get(presentation.MLFLOW_UI_ENV):
+            return f"{self.resolved_uri().rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return presentation.mlflow_run_url(experiment_id, run_id)
 
     def _is_server(self) -> bool:
         return self.resolved_uri().startswith(("http://", "https://"))
 
+    def _lock_path(self) -> Path | None:
+        uri = self.resolved_uri()
+        if not uri.startswith("sqlite:///"):
+            return None
+        return Path(uri.removeprefix("sqlite:///") + ".lock")
+
     @contextmanager
     def _serialised(self) -> Iterator[None]:
-        """SQLite stores lock under parallel writers: one writer at a time across processes."""
-        uri = self.resolved_uri()
-        if uri.startswith("sqlite:///"):
-            db = Path(uri.removeprefix("sqlite:///"))
-            db.parent.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(db) + ".lock"):
-                yield
-        else:
+        """SQLite stores lock under parallel writers: one writer at a time across processes.
+
+        Waits at most ``lock_timeout()`` seconds, then raises TrackingLockTimeout naming the
+        lock and the process that holds it (written beside the lock as ``<lock>.holder``).
+        """
+        path = self._lock_path()
+        if path is None:
             yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        holder = path.with_name(path.name + ".holder")
+        lock = FileLock(str(path), timeout=lock_timeout())
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                who = holder.read_text().strip() or "unknown process"
+            except OSError:
+                who = "unknown process"
+            raise TrackingLockTimeout(
+                f"MLflow lock {path} still held after {lock_timeout():g} s (held by {who}); "
+                f"this result is tracked the next time it is read "
+                f"(${LOCK_TIMEOUT_ENV} sets the wait)"
+            ) from None
+        try:
+            with suppress(OSError):
+                holder.write_text(
+                    f"pid {os.getpid()} on {socket.gethostname()} since "
+                    f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
+                )
+            yield
+        finally:
+            lock.release()
 
     def _client(self) -> Any:
         # An unreachable server must fail fast, not retry for minutes.
@@ -125,15 +237,74 @@ class TrackingResource(ConfigurableResource):
 
     def _experiment_id(self, client: Any) -> str:
         experiment = client.get_experiment_by_name(self.experiment_name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = None
-        if not self._is_server():
-            root = Path(self.resolved_uri().removeprefix("sqlite:///")).parent
-            location = (root / "mlflow-artifacts").as_uri()
-        return client.create_experiment(self.experiment_name, artifact_location=location)
+        if experiment is None:
+            location = None
+            if not self._is_server():
+                root = Path(self.resolved_uri().removeprefix("sqlite:///")).parent
+                location = (root / "mlflow-artifacts").as_uri()
+            experiment_id = client.create_experiment(
+                self.experiment_name,
+                artifact_location=location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+            return experiment_id
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(
+                experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
+        return experiment.experiment_id
 
-    def _parent_run_id(self, client: Any, experiment_id: str, partition_key: str) -> str:
+    # ---- what the registry knows about a partition -------------------------------------
+
+    def _registry(self) -> Any:
+        from tabs_assets.orchestration.registry import Registry
+
+        return Registry(self._store_root())
+
+    def _config(self, partition_key: str) -> Any | None:
+        try:
+            return self._registry().config(partition_key)
+        except Exception:  # a study partition, or a broken record: no config params
+            return None
+
+    def _n_train(self, config: Any) -> int | None:
+        from tabs_assets.orchestration.graph import entry_address
+
+        folder, key = entry_address("dataset", config)
+        try:
+            manifest = json.loads((self._store_root() / folder / key / MANIFEST).read_text())
+            return int(manifest["report"]["metrics"]["n_train"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _resolved_batch_sizes(self, params: dict[str, Any], n_train: int | None) -> dict[str, Any]:
+        """``*.batch_size: None`` -> the size training used (science.models.data)."""
+        out = dict(params)
+        for key, value in params.items():
+            if key.endswith("batch_size") and value is None:
+                if n_train is None:
+                    del out[key]  # logged once known: MLflow params cannot change
+                else:
+                    from tabs_assets.science.models.data import resolve_batch_size
+
+                    out[key] = resolve_batch_size(n_train, None)
+        return out
+
+    def _studies(self, partition_key: str) -> list[str]:
+        registry = self._registry()
+        names = []
+        for key in registry.study_keys():
+            try:
+                record = registry.study(key)
+            except Exception:
+                continue
+            if partition_key in record.member_keys:
+                names.append(record.study.name)
+        return sorted(set(names))
+
+    # ---- parent runs ---------------------------------------------------------------------
+
+    def _find_parent(self, client: Any, experiment_id: str, partition_key: str) -> Any | None:
         runs = client.search_runs(
             [experiment_id],
             filter_string=(
@@ -142,15 +313,119 @@ class TrackingResource(ConfigurableResource):
             ),
             max_results=1,
         )
-        if runs:
-            return runs[0].info.run_id
-        run = client.create_run(
-            experiment_id,
-            run_name=partition_key,
-            tags={f"{TAG_PREFIX}partition_key": partition_key, f"{TAG_PREFIX}role": ROLE_PARTITION},
+        return runs[0] if runs else None
+
+    def _log_dataset(self, client: Any, run_id: str, config: Any) -> None:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        from tabs_assets.orchestration.graph import entry_address
+
+        folder, key = entry_address("dataset", config)
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": all local
+            warnings.simplefilter("ignore")
+            source = resolve_dataset_source(str(self._store_root() / folder / key))
+        name = presentation.config_in_words(config)["dataset"].split(" (")[0]
+        dataset = MetaDataset(source=source, name=name, digest=key)
+        client.log_inputs(
+            run_id,
+            datasets=[
+                DatasetInput(
+                    dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "train")]
+                )
+            ],
         )
-        client.set_terminated(run.info.run_id)
-        return run.info.run_id
+
+    def _partition_tags(self, partition_key: str, config: Any, git: GitState) -> dict[str, str]:
+        tags = {
+            f"{TAG_PREFIX}partition_key": partition_key,
+            f"{TAG_PREFIX}role": ROLE_PARTITION,
+            "mlflow.source.git.commit": git.commit,
+            "mlflow.source.type": "JOB",
+            DAGSTER_ASSET_TAG: presentation.dagster_asset_url("explanation_metrics", partition_key),
+        }
+        if config is not None:
+            words = presentation.config_in_words(config)
+            record = self._registry().config_record(partition_key)
+            tags["mlflow.source.name"] = str(record.get("source", "tabs_assets"))
+            tags[f"{TAG_PREFIX}summary"] = presentation.config_summary_line(config)
+            lines = [f"**{config.description}**" if config.description else f"**{partition_key}**"]
+            lines += [
+                f"- {name}: {value}" for name, value in words.items() if name != "description"
+            ]
+            lines.append(
+                f"- Dagster: [{partition_key}]"
+                f"({presentation.dagster_asset_url('explanation_metrics', partition_key)})"
+            )
+            tags["mlflow.note.content"] = "\n".join(lines)
+        studies = self._studies(partition_key)
+        if studies:
+            tags[STUDY_TAG] = ",".join(studies)
+            tags.update({f"{STUDY_TAG}.{name}": "true" for name in studies})
+        return tags
+
+    def _update_parent(
+        self,
+        client: Any,
+        experiment_id: str,
+        partition_key: str,
+        asset: str,
+        metrics: dict[str, Any],
+        compute_seconds: float | None,
+        started_ms: int,
+        dagster_run_id: str | None,
+        git: GitState,
+    ) -> str:
+        """Create or refresh the partition's parent run; returns its id."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        config = self._config(partition_key)
+        tags = self._partition_tags(partition_key, config, git)
+        if dagster_run_id:
+            tags[DAGSTER_RUN_TAG] = presentation.dagster_run_url(dagster_run_id)
+        parent = self._find_parent(client, experiment_id, partition_key)
+        if parent is None:
+            run = client.create_run(
+                experiment_id, start_time=started_ms, run_name=partition_key, tags=tags
+            )
+            parent_id, existing_params, existing_metrics = run.info.run_id, {}, {}
+            if config is not None:
+                with suppress(Exception):  # the dataset view is a nicety; never block tracking
+                    self._log_dataset(client, parent_id, config)
+        else:
+            parent_id = parent.info.run_id
+            existing_params, existing_metrics = parent.data.params, parent.data.metrics
+            changed = [RunTag(k, v) for k, v in tags.items() if parent.data.tags.get(k) != v]
+            if changed:
+                client.log_batch(parent_id, tags=changed)
+        if config is not None:
+            params = self._resolved_batch_sizes(
+                flatten(config.model_dump(mode="json")), self._n_train(config)
+            )
+            new = [
+                Param(k, str(v)[:_MAX_PARAM_LENGTH])
+                for k, v in params.items()
+                if k not in existing_params
+            ]
+            for start in range(0, len(new), 100):
+                client.log_batch(parent_id, params=new[start : start + 100])
+        now = int(time.time() * 1000)
+        values = parent_headlines(asset, metrics)
+        if compute_seconds is not None:
+            values[f"{asset}_compute_seconds"] = float(compute_seconds)
+            per_asset = {
+                k: v for k, v in existing_metrics.items() if k.endswith("_compute_seconds")
+            }
+            per_asset[f"{asset}_compute_seconds"] = float(compute_seconds)
+            values["compute_seconds"] = sum(per_asset.values())
+        batch = [Metric(k, v, now, 0) for k, v in values.items()]
+        for start in range(0, len(batch), _BATCH):
+            client.log_batch(parent_id, metrics=batch[start : start + _BATCH])
+        client.set_terminated(parent_id, "FINISHED", end_time=now)
+        return parent_id
+
+    # ---- child runs ----------------------------------------------------------------------
 
     def record(self, run: AssetRun) -> TrackingOutcome:
         """Log one asset's work; never raises (the failure is returned instead)."""
@@ -162,15 +437,52 @@ class TrackingResource(ConfigurableResource):
         except Exception as error:  # any MLflow/network failure must not lose the result
             return TrackingOutcome(error=f"{type(error).__name__}: {error}")
 
+    def _close_stale(self, client: Any, experiment_id: str, store_key: str) -> None:
+        """Runs for this entry left RUNNING by a killed process: mark them KILLED."""
+        stale = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`{TAG_PREFIX}store_key` = '{store_key}' and attributes.status = 'RUNNING'"
+            ),
+        )
+        now = int(time.time() * 1000)
+        for old in stale:
+            if self._is_server() and now - old.info.start_time < STALE_RUNNING_SECONDS * 1000:
+                continue  # may be a live writer: servers are not serialised by our lock
+            client.set_terminated(old.info.run_id, "KILLED", end_time=now)
+
     def _record(self, run: AssetRun) -> TrackingOutcome:
         from mlflow.entities import Metric, Param, RunTag
 
         client = self._client()
         experiment_id = self._experiment_id(client)
-        parent_id = self._parent_run_id(client, experiment_id, run.partition_key)
+        self._close_stale(client, experiment_id, run.store_key)
+        entry_dir, manifest = _manifest_of(run.artifacts)
+        now = time.time()
+        seconds = run.compute_seconds
+        if seconds is None:
+            seconds = float(manifest.get("compute_seconds") or 0.0)
+        ended = run.ended or now
+        started = run.started or (ended - seconds)
+        started_ms = int(started * 1000)
         git = git_state(settings.project_root())
+        parent_id = self._update_parent(
+            client,
+            experiment_id,
+            run.partition_key,
+            run.asset,
+            run.metrics,
+            seconds,
+            started_ms,
+            run.dagster_run_id,
+            git,
+        )
+        config = self._config(run.partition_key)
         tags = {
             "mlflow.parentRunId": parent_id,
+            "mlflow.source.git.commit": git.commit,
+            "mlflow.source.type": "JOB",
+            "mlflow.source.name": f"tabs_assets.orchestration.assets:{run.asset}",
             f"{TAG_PREFIX}partition_key": run.partition_key,
             f"{TAG_PREFIX}role": ROLE_ASSET,
             f"{TAG_PREFIX}asset": run.asset,
@@ -178,29 +490,170 @@ class TrackingResource(ConfigurableResource):
             f"{TAG_PREFIX}dagster_run_id": run.dagster_run_id,
             f"{TAG_PREFIX}git_commit": git.commit,
             f"{TAG_PREFIX}git_dirty": str(git.dirty).lower(),
+            DAGSTER_RUN_TAG: presentation.dagster_run_url(run.dagster_run_id),
+            DAGSTER_ASSET_TAG: presentation.dagster_asset_url(run.asset, run.partition_key),
+            "mlflow.note.content": (
+                f"**{run.asset}** of [{run.partition_key}]"
+                f"({presentation.dagster_asset_url(run.asset, run.partition_key)}) · "
+                f"[Dagster run]({presentation.dagster_run_url(run.dagster_run_id)})"
+                + (f"\n\n{config.description}" if config is not None and config.description else "")
+                + ("\n\n(tracked when read, after an interrupted run)" if run.late else "")
+            ),
         }
-        child = client.create_run(experiment_id, run_name=run.asset, tags=tags)
+        if run.late:
+            tags[f"{TAG_PREFIX}tracked_late"] = "true"
+        child = client.create_run(
+            experiment_id, start_time=started_ms, run_name=run.asset, tags=tags
+        )
         run_id = child.info.run_id
-        now = int(time.time() * 1000)
+        stamp = int(ended * 1000)
+        n_train = self._n_train(config) if config is not None else None
         params = [
-            Param(key, str(value)[:_MAX_PARAM_LENGTH]) for key, value in flatten(run.params).items()
+            Param(key, str(value)[:_MAX_PARAM_LENGTH])
+            for key, value in self._resolved_batch_sizes(flatten(run.params), n_train).items()
         ]
         metrics = [
-            Metric(name, float(value), now, int(row.get("epoch", step)))
+            Metric(name, float(value), stamp, int(row.get("epoch", step)))
             for step, row in enumerate(run.history)
             for name, value in row.items()
             if name != "epoch"
-        ] + [Metric(name, float(value), now, 0) for name, value in run.metrics.items()]
+        ] + [Metric(name, float(value), stamp, 0) for name, value in run.metrics.items()]
+        metrics.append(Metric("compute_seconds", float(seconds), stamp, 0))
         for start in range(0, len(params), 100):
             client.log_batch(run_id, params=params[start : start + 100])
         for start in range(0, len(metrics), _BATCH):
             client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+        if run.asset == "dataset" and config is not None:
+            with suppress(Exception):
+                self._log_dataset(client, run_id, config)
         for artifact in run.artifacts:
-            client.log_artifact(run_id, str(artifact))
+            relative = artifact.relative_to(entry_dir) if entry_dir else Path(artifact.name)
+            if relative.parts and relative.parts[0] == PREVIEW_DIR:
+                continue  # Dagster's small copies; MLflow keeps the full-size figures
+            folder = str(relative.parent) if relative.parent != Path(".") else None
+            client.log_artifact(run_id, str(artifact), artifact_path=folder)
         if git.dirty:
             client.log_text(run_id, git.diff, "git/uncommitted.diff")
-        client.set_terminated(run_id)
+        client.set_terminated(run_id, "FINISHED", end_time=max(int(time.time() * 1000), stamp))
         client.log_batch(run_id, tags=[RunTag(f"{TAG_PREFIX}complete", "true")])
         return TrackingOutcome(
             run_id=run_id, experiment_id=experiment_id, url=self.run_url(experiment_id, run_id)
+        )
+
+    # ---- recovery: every entry read is tracked ----------------------------------------------
+
+    def ensure_tracked(
+        self, store: Any, entry: Any, partition_key: str, asset: str, dagster_run_id: str
+    ) -> tuple[Any, TrackingOutcome | None]:
+        """Track a store entry read on a cache hit if MLflow lacks it; never raises.
+
+        Fast path (no mlflow import): the manifest names a finished run in this tracking store
+        and this partition's parent run already shows the entry. Otherwise: a run that went
+        missing or was left RUNNING by a killed process is replaced (stale RUNNING runs are
+        closed as KILLED); a finished run the manifest does not know yet (killed between
+        logging and writing the manifest) is adopted; the partition's parent run gets the
+        entry's headline metrics. Returns the (possibly updated) entry and what happened
+        (None when nothing had to be done).
+        """
+        manifest = entry.manifest
+        uri = self.resolved_uri()
+        partitions = list(manifest.get("mlflow_partitions") or [])
+        if not self.enabled or (
+            manifest.get("mlflow_run_id")
+            and manifest.get("mlflow_tracking_uri") == uri
+            and partition_key in partitions
+        ):
+            return entry, None
+        try:
+            with self._serialised():
+                outcome = self._ensure(entry, partition_key, asset, dagster_run_id)
+        except Exception as error:
+            return entry, TrackingOutcome(error=f"{type(error).__name__}: {error}")
+        fields = {
+            "mlflow_run_id": outcome.run_id,
+            "mlflow_experiment_id": outcome.experiment_id,
+            "mlflow_url": outcome.url,
+            "mlflow_tracking_uri": uri,
+            "mlflow_partitions": sorted({*partitions, partition_key}),
+        }
+        with suppress(OSError):  # a read-only store: tracked in MLflow, remembered next time
+            entry = store.update_manifest(entry, **fields)
+        return entry, outcome
+
+    def _ensure(
+        self, entry: Any, partition_key: str, asset: str, dagster_run_id: str
+    ) -> TrackingOutcome:
+        client = self._client()
+        experiment_id = self._experiment_id(client)
+        manifest = entry.manifest
+        run = None
+        if (
+            manifest.get("mlflow_run_id")
+            and manifest.get("mlflow_tracking_uri") == self.resolved_uri()
+        ):
+            try:
+                run = client.get_run(manifest["mlflow_run_id"])
+            except Exception:  # deleted, or another store
+                run = None
+        if run is None or run.info.status != "FINISHED":
+            found = client.search_runs(
+                [experiment_id],
+                filter_string=(
+                    f"tags.`{TAG_PREFIX}store_key` = '{entry.key}' "
+                    f"and tags.`{TAG_PREFIX}complete` = 'true' "
+                    f"and tags.`{TAG_PREFIX}asset` = '{asset}'"
+                ),
+                max_results=1,
+            )
+            run = found[0] if found else None
+        if run is None:
+            return self._record(self._entry_run(entry, partition_key, asset, dagster_run_id))
+        seconds = manifest.get("compute_seconds")
+        self._update_parent(
+            client,
+            experiment_id,
+            partition_key,
+            asset,
+            manifest.get("report", {}).get("metrics", {}),
+            float(seconds) if seconds is not None else None,
+            run.info.start_time,
+            None,
+            git_state(settings.project_root()),
+        )
+        return TrackingOutcome(
+            run_id=run.info.run_id,
+            experiment_id=experiment_id,
+            url=self.run_url(experiment_id, run.info.run_id),
+        )
+
+    def _entry_run(
+        self, entry: Any, partition_key: str, asset: str, dagster_run_id: str
+    ) -> AssetRun:
+        """An AssetRun rebuilt from a store entry (no per-epoch history: it is not stored)."""
+        import yaml
+
+        manifest = entry.manifest
+        try:
+            material = yaml.safe_load((entry.path / "config.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            material = {}
+        metrics = manifest.get("report", {}).get("metrics", {})
+        seconds = float(manifest.get("compute_seconds") or 0.0)
+        created = _created_epoch(manifest)
+        return AssetRun(
+            partition_key=partition_key,
+            asset=asset,
+            store_key=entry.key,
+            dagster_run_id=manifest.get("dagster_run_id") or dagster_run_id,
+            params=material.get("slice", {}) if isinstance(material, dict) else {},
+            metrics={
+                k: v
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            },
+            artifacts=sorted(p for p in entry.path.rglob("*") if p.is_file()),
+            compute_seconds=seconds,
+            started=(created - seconds) if created else None,
+            ended=created,
+            late=True,
         )
