@@ -8,12 +8,18 @@ from typing import Any
 
 import click
 
-from tabs_assets.config.loading import ConfigError, ResolvedConfig, flatten, resolve_config
+from tabs_assets.config.loading import (
+    ConfigError,
+    ResolvedConfig,
+    flatten,
+    parse_override,
+    resolve_config,
+)
 from tabs_assets.config.study import is_study_file
 from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.graph import NODES, entry_address, study_store_key
 from tabs_assets.orchestration.registry import Registry, UnknownPartitionError
-from tabs_assets.orchestration.store import Store
+from tabs_assets.orchestration.store import Store, StoreError
 
 QUICKSTART_FILE = "experiments/quickstart.yaml"
 
@@ -27,10 +33,9 @@ def _registry() -> Registry:
 
 
 def _instance() -> Any:
-    from dagster import DagsterInstance
+    from tabs_assets.orchestration.runs import instance
 
-    settings.ensure_dagster_home()
-    return DagsterInstance.get()
+    return instance()
 
 
 def _fail(message: str) -> None:
@@ -38,7 +43,17 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """A store that cannot be written or a lock held too long: a message, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreError as error:
+            _fail(str(error))
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Counterfactual-explanation experiments as a cached Dagster asset graph.
 
@@ -58,23 +73,36 @@ def register(paths: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     from tabs_assets.orchestration.registration import (
         Registered,
         add_partitions,
-        register_file,
+        record,
+        validate_file,
         yaml_files,
     )
 
     registered = Registered()
+    problems: list[str] = []
+    validated = []
+    # Every file is checked before anything is written: one bad file registers nothing.
+    for path in yaml_files(paths):
+        try:
+            validated.append(validate_file(path, overrides))
+        except ConfigError as error:
+            problems.append(str(error))
+    if problems:
+        _fail("\n".join(problems) + "\nnothing was registered")
     try:
-        for path in yaml_files(paths):
-            result = register_file(_registry(), path, overrides)
+        for item in validated:
+            result = record(_registry(), item)
             registered.configs += result.configs
             registered.studies += result.studies
             kind = "study" if result.studies else "config"
-            click.echo(f"{kind:6} {', '.join(result.studies or result.configs)}  <- {path}")
+            click.echo(f"{kind:6} {', '.join(result.studies or result.configs)}  <- {item.path}")
             if result.studies:
                 click.echo(f"       {len(result.configs)} member configs")
-    except ConfigError as error:
+        add_partitions(_instance(), registered)
+    except StoreError as error:
         _fail(str(error))
-    add_partitions(_instance(), registered)
+    except OSError as error:
+        _fail(f"cannot write the registry under {settings.store_root()}: {error}")
 
 
 def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
@@ -84,32 +112,43 @@ def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
 @main.command(name="list")
 def list_partitions() -> None:
     """Registered configs and studies, with which assets are cached for each."""
+    from tabs_assets.orchestration.maintenance import scan_registry
+
     registry, store = _registry(), _store()
+    scan = scan_registry(registry)
     names = list(NODES)
     click.echo("configs (" + ", ".join(f"{i + 1}={n}" for i, n in enumerate(names)) + ")")
-    for key in registry.config_keys():
-        cached = _cached_assets(registry.config(key), store)
+    for key, config in scan.configs.items():
+        cached = _cached_assets(config, store)
         marks = "".join("x" if cached[n] else "." for n in names)
         click.echo(f"  {key:40} [{marks}] {sum(cached.values())}/{len(names)} cached")
     click.echo("studies")
-    for key in registry.study_keys():
-        study = registry.study(key)
+    for key, study_record in scan.studies.items():
         done = sum(
-            _cached_assets(registry.config(member), store)["explanation_metrics"]
-            for member in study.member_keys
+            _cached_assets(scan.configs[member], store)["explanation_metrics"]
+            for member in study_record.member_keys
         )
-        click.echo(f"  {key:40} {done}/{len(study.member_keys)} members with metrics")
+        click.echo(f"  {key:40} {done}/{len(study_record.member_keys)} members with metrics")
+    _report_broken(scan)
+
+
+def _report_broken(scan: Any) -> None:
+    """Broken registry records are skipped by every command and listed here (stderr)."""
+    if scan.broken:
+        click.secho(f"{len(scan.broken)} broken registry record(s) skipped:", fg="yellow", err=True)
+        for broken in scan.broken:
+            click.secho(f"  {broken.describe()}", fg="yellow", err=True)
 
 
 def _resolve_target(target: str, overrides: Sequence[str]) -> ResolvedConfig:
     """A config file (+ overrides) or a registered partition key."""
     path = Path(target)
-    if path.is_file():
+    if path.is_file() or path.suffix in {".yaml", ".yml"}:
         if is_study_file(path):
             _fail(f"{path} is a study; show one of its members by partition key instead")
         return resolve_config([path], overrides)
     record = _registry().config_record(target)
-    return resolve_config([], {**record["config"], **dict(o.split("=", 1) for o in overrides)})
+    return resolve_config([], {**record["config"], **dict(map(parse_override, overrides))})
 
 
 def derived_values(config: Any, store: Store) -> dict[str, Any] | None:
@@ -156,7 +195,7 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
     """
     try:
         resolved = _resolve_target(target, overrides)
-    except (ConfigError, UnknownPartitionError) as error:
+    except (ConfigError, UnknownPartitionError, StoreError) as error:
         _fail(str(error))
     flat = flatten(resolved.config.model_dump(mode="json"))
     width = max(len(k) for k in flat)
@@ -176,39 +215,6 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
         store_name, key = entry_address(name, resolved.config)
         state = "cached" if store.entry_path(store_name, key).is_dir() else "not cached"
         click.echo(f"#   {name:22} {key}  {state}")
-
-
-def materialize_partition(
-    partition_key: str, selection: str = "*", force: Sequence[str] = ()
-) -> Any:
-    """Materialize ``selection`` of one config partition through Dagster (in process)."""
-    from dagster import AssetSelection
-
-    from tabs_assets.orchestration.definitions import defs
-    from tabs_assets.orchestration.partitions import config_partitions, study_partitions
-
-    instance = _instance()
-    graph = defs.resolve_asset_graph()
-    is_study = instance.has_dynamic_partition(study_partitions.name, partition_key)
-    kind = study_partitions if is_study else config_partitions
-    # '*' means "everything of this partition's kind": configs and studies partition differently.
-    keys = {
-        key
-        for key in AssetSelection.from_string(selection).resolve(graph)
-        if graph.get(key).partitions_def == kind
-    }
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        partition_key=partition_key,
-        instance=instance,
-        asset_selection=sorted(keys),
-        run_config={
-            "resources": {"store": {"config": {"force": list(force)}}},
-            # Progress (epochs, chunks, cache hits) is INFO; Dagster's step events are DEBUG.
-            "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        },
-        raise_on_error=False,
-    )
 
 
 def _print_run_summary(result: Any, partition_key: str) -> None:
@@ -237,6 +243,9 @@ def materialize(partition_key: str, selection: str, force: tuple[str, ...]) -> N
         _registry().config(partition_key)
     except UnknownPartitionError as error:
         _fail(str(error))
+    _ensure_partition(partition_key)
+    from tabs_assets.orchestration.runs import materialize_partition
+
     result = materialize_partition(partition_key, selection, force)
     _print_run_summary(result, partition_key)
     if not result.success:
@@ -254,6 +263,8 @@ def quickstart() -> None:
     add_partitions(_instance(), registered)
     key = registered.configs[0]
     click.echo(f"registered {path} as partition {key}; materializing (first run trains models)")
+    from tabs_assets.orchestration.runs import materialize_partition
+
     result = materialize_partition(key)
     click.echo(f"\nrun {result.run_id}: {'success' if result.success else 'FAILED'}")
     _print_run_summary(result, key)
@@ -268,69 +279,6 @@ again:     dagster asset materialize -m tabs_assets.orchestration.definitions \\
         sys.exit(1)
 
 
-def _share_cores(workers: int) -> None:
-    """Worker initializer: each of ``workers`` processes gets an equal share of the cores.
-
-    Torch's default (all cores per process) collapses 10-20x when processes compete.
-    """
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
-def _materialize_member(partition_key: str, asset: str) -> tuple[str, bool, dict[str, str]]:
-    """Run in a worker process: one member partition, in process; returns cache statuses."""
-    result = materialize_partition(partition_key, f"*{asset}")
-    statuses = {
-        event.materialization.asset_key.path[-1]: str(event.materialization.metadata["cache"].value)
-        for event in result.get_asset_materialization_events()
-    }
-    return partition_key, result.success, statuses
-
-
-def run_study(study_key: str, max_parallel: int) -> bool:
-    """Materialize every member (up to ``max_parallel`` at once), then the study report."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    registry, store_ = _registry(), _store()
-    record = registry.study(study_key)
-    member_asset = record.study.report.member_asset
-    # A member whose metrics are stored (and verify) needs no run: reruns take seconds.
-    members = [
-        key
-        for key in record.member_keys
-        if store_.lookup(*entry_address(member_asset, registry.config(key))) is None
-    ]
-    click.echo(
-        f"study {study_key}: {len(record.member_keys)} members, "
-        f"{len(record.member_keys) - len(members)} already in the store, "
-        f"{len(members)} to run ({max_parallel} in parallel)"
-    )
-    failed = []
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch state
-    with ProcessPoolExecutor(
-        max_workers=max_parallel,
-        mp_context=context,
-        initializer=_share_cores,
-        initargs=(max_parallel,),
-    ) as pool:
-        futures = [pool.submit(_materialize_member, key, member_asset) for key in members]
-        for done, future in enumerate(as_completed(futures), start=1):
-            key, success, statuses = future.result()
-            hits = sum(status.startswith("hit") for status in statuses.values())
-            state = "ok" if success else "FAILED"
-            click.echo(f"  [{done}/{len(members)}] {key}: {state}, {hits}/{len(statuses)} cached")
-            if not success:
-                failed.append(key)
-    if failed:
-        click.secho(f"{len(failed)} member(s) failed: {', '.join(failed)}", fg="red", err=True)
-        return False
-    result = materialize_partition(study_key, "group:studies")
-    _print_run_summary(result, study_key)
-    return result.success
-
-
 @main.group()
 def study() -> None:
     """Run and inspect studies (a base config + sweep + seeds, and a report)."""
@@ -338,10 +286,21 @@ def study() -> None:
 
 @study.command(name="run")
 @click.argument("target")
-@click.option("--max-parallel", default=2, show_default=True, help="members run at once")
-def study_run(target: str, max_parallel: int) -> None:
-    """Register a study file (or take a registered study key) and materialize all of it."""
+@click.option(
+    "--shards",
+    default=1,
+    show_default=True,
+    help="split the missing members into this many steps run in parallel (multiprocess or "
+    "Celery executor); 1 runs them all in this process, the cheapest per member",
+)
+@click.option("--force", multiple=True, help="asset to recompute even if cached ('*' = all)")
+def study_run(target: str, shards: int, force: tuple[str, ...]) -> None:
+    """Register a study file (or take a registered study key) and materialize all of it.
+
+    The same Dagster run as launching the study partition of the `study` job in the UI.
+    """
     from tabs_assets.orchestration.registration import add_partitions, register_file
+    from tabs_assets.orchestration.runs import run_study
 
     path = Path(target)
     key = target
@@ -355,17 +314,19 @@ def study_run(target: str, max_parallel: int) -> None:
         add_partitions(_instance(), registered)
         key = registered.studies[0]
     try:
-        success = run_study(key, max_parallel)
+        record = _registry().study(key)
     except UnknownPartitionError as error:
         _fail(str(error))
+    click.echo(f"study {key}: {len(record.member_keys)} members")
+    result = run_study(key, shards, force)
+    _print_run_summary(result, key)
     registry = _registry()
-    record = registry.study(key)
     report_key = study_store_key("study_report", record.study, record.member_configs(registry))
     report = _store().entry_path("study_report", report_key) / "report.md"
     if report.is_file():
         click.echo(f"report: {report}")
-    if not success:
-        sys.exit(1)
+    if not result.success:
+        _fail(f"run {result.run_id} failed; see the log above or the Dagster UI")
 
 
 @main.group()
@@ -388,13 +349,16 @@ def store_list() -> None:
 @click.argument("partition_key")
 def store_show(partition_key: str) -> None:
     """The entries a partition uses, whether each is cached, and its MLflow run."""
+    from tabs_assets.science.datasets.tabular import DatasetError
+
     try:
         config = _registry().config(partition_key)
-    except UnknownPartitionError as error:
+        addresses = {name: entry_address(name, config) for name in NODES}
+    except (UnknownPartitionError, ConfigError, StoreError, DatasetError) as error:
         _fail(str(error))
     store_ = _store()
     for name in NODES:
-        store_name, key = entry_address(name, config)
+        store_name, key = addresses[name]
         path = store_.entry_path(store_name, key)
         if not path.is_dir():
             click.echo(f"{name:22} {key}  not cached")
@@ -415,17 +379,92 @@ def store_show(partition_key: str) -> None:
 
 
 @store.command(name="gc")
-@click.option("--dry-run", is_flag=True, help="only list what would be removed")
-def store_gc(dry_run: bool) -> None:
-    """Remove entries no registered config uses (with the current code) and stale temp dirs."""
-    registry = _registry()
-    referenced = {
-        entry_address(name, registry.config(key))
-        for key in registry.config_keys()
-        for name in NODES
-    }
-    removed = _store().garbage_collect(referenced, dry_run=dry_run)
+@click.option("--dry-run", is_flag=True, help="only list what would be removed, and why")
+@click.option(
+    "--min-temp-age",
+    default=3600.0,
+    show_default=True,
+    help="seconds before a temporary folder counts as a killed writer's leftover",
+)
+def store_gc(dry_run: bool, min_temp_age: float) -> None:
+    """Remove entries no registered config or study uses (with the current code).
+
+    Also removes temporary folders of killed writers. Keeps every entry a registered config or
+    study uses, and every entry made by a partition whose registry record is broken (its keys
+    cannot be computed); never follows a symlink. Says what it removes and why.
+    """
+    from tabs_assets.orchestration.maintenance import collect_garbage
+
+    report = collect_garbage(_registry(), _store(), dry_run, min_temp_age_s=min_temp_age)
+    _report_broken(report.scan)
     verb = "would remove" if dry_run else "removed"
-    for path in removed:
-        click.echo(f"{verb} {path}")
-    click.echo(f"{verb} {len(removed)} entries")
+    failed = {item.path for item in report.failed}
+    for item in report.plan.remove:
+        if item.path not in failed:
+            click.echo(f"{verb} {item.path}  ({item.reason})")
+    for item in report.plan.skipped:
+        click.echo(f"kept {item.path}  ({item.reason})")
+    done = len(report.plan.remove) - len(report.failed)
+    click.echo(
+        f"{verb} {done} path(s); in use by {len(report.scan.configs)} config(s) and "
+        f"{len(report.scan.studies)} study(ies)"
+    )
+    if report.failed:
+        for item in report.failed:
+            click.secho(f"could not remove {item.path}: {item.reason}", fg="red", err=True)
+        _fail(f"store gc: {len(report.failed)} path(s) could not be removed")
+
+
+def _ensure_partition(partition_key: str) -> None:
+    """A registered config whose Dagster partition is missing (another DAGSTER_HOME, a reset
+    instance): add it, saying so, rather than failing with DagsterUnknownPartitionError."""
+    from tabs_assets.orchestration.partitions import config_partitions
+
+    instance = _instance()
+    if not instance.has_dynamic_partition(config_partitions.name, partition_key):
+        click.secho(
+            f"partition {partition_key} is registered in {settings.store_root()} but was missing "
+            f"from the Dagster instance at {os.environ.get('DAGSTER_HOME')}; added it",
+            fg="yellow",
+            err=True,
+        )
+        instance.add_dynamic_partitions(config_partitions.name, [partition_key])
+
+
+@main.command(name="unregister")
+@click.argument("targets", nargs=-1, required=True)
+def unregister_command(targets: tuple[str, ...]) -> None:
+    """Remove registered configs or studies (partition key or file): records and partitions.
+
+    A study also removes its member configs that no other study lists and that were not
+    registered on their own. Store entries are never removed (`store gc` does that).
+    Works on broken records (a config that no longer validates, garbage JSON).
+    """
+    from tabs_assets.orchestration.maintenance import resolve_targets, unregister
+    from tabs_assets.orchestration.partitions import config_partitions, study_partitions
+
+    registry, instance = _registry(), _instance()
+    resolved: list[tuple[str, str]] = []
+    for target in targets:
+        found = resolve_targets(registry, target)
+        if not found:
+            orphans = [
+                (definition, target)
+                for definition in (config_partitions, study_partitions)
+                if instance.has_dynamic_partition(definition.name, target)
+            ]
+            if not orphans:
+                _fail(f"{target}: neither a registered partition key nor a registered file")
+            for definition, key in orphans:
+                instance.delete_dynamic_partition(definition.name, key)
+                click.echo(f"removed partition {key} (it had no registry record)")
+            continue
+        resolved += found
+    done = unregister(registry, resolved, instance)
+    for key in done.studies:
+        click.echo(f"unregistered study  {key}")
+    for key in done.configs:
+        click.echo(f"unregistered config {key}")
+    for line in done.kept:
+        click.echo(f"kept member {line}")
+    click.echo("store entries are kept; `tabs-assets store gc` removes those nothing uses")

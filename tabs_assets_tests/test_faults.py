@@ -1,0 +1,307 @@
+"""No fault loses a result or blocks a run: broken registry records, gc's boundaries, store
+permissions, lock timeouts, and a killed run's training-pool slot (issue 12)."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tabs_assets.orchestration.cli import main
+from tabs_assets.orchestration.graph import entry_address, study_store_key
+from tabs_assets.orchestration.registry import Registry
+from tabs_assets.orchestration.store import LockTimeoutError, Store
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _payload(text: str) -> Callable[[Path], None]:
+    def save(directory: Path) -> None:
+        (directory / "payload.txt").write_text(text)
+
+    return save
+
+
+def _broken_records(store_root: Path) -> None:
+    """As an older version could leave them: a tabular_file config whose file is gone, and
+    a garbage JSON file."""
+    configs = store_root / "registry" / "configs"
+    configs.mkdir(parents=True, exist_ok=True)
+    record = {
+        "partition_key": "gone-00000000",
+        "source": str(store_root / "gone.yaml"),
+        "config": {
+            "name": "gone",
+            "dataset": {
+                "kind": "tabular_file",
+                "path": "/nonexistent/data.csv",
+                "label_column": "y",
+            },
+        },
+        "sources": {},
+    }
+    (configs / "gone-00000000.json").write_text(json.dumps(record))
+    (configs / "junk-11111111.json").write_text("{not json")
+
+
+def test_broken_records_do_not_stop_list_gc_or_unregister(
+    project_env: dict[str, Path], register: Callable[..., str]
+) -> None:
+    key = register("good", {"dataset.kind": "sklearn", "dataset.name": "iris"})
+    store = Store(project_env["store"])
+    config = Registry(project_env["store"]).config(key)
+    kept = store.write(*entry_address("dataset", config), _payload("used"), {}, {})
+    made_by_broken = store.write(
+        "dataset", "b" * 16, _payload("x"), {}, {"partition_key": "gone-00000000"}
+    )
+    orphan = store.write("dataset", "c" * 16, _payload("y"), {}, {"partition_key": "old-1"})
+    _broken_records(project_env["store"])
+
+    listed = _cli("list")
+    assert listed.exit_code == 0 and key in listed.output
+    assert "gone-00000000" in listed.output and "junk-11111111" in listed.output  # reported
+    assert "Traceback" not in listed.output
+
+    gc = _cli("store", "gc")
+    assert gc.exit_code == 0, gc.output
+    assert f"removed {orphan.path}" in gc.output and "no registered config" in gc.output
+    assert kept.path.is_dir() and not orphan.path.exists()
+    assert made_by_broken.path.is_dir()  # its record is broken: its keys are unknown, kept
+    assert "whose registry record is broken" in gc.output
+
+    out = _cli("unregister", "gone-00000000", "junk-11111111")
+    assert out.exit_code == 0, out.output
+    assert Registry(project_env["store"]).config_keys() == [key]
+    assert made_by_broken.path.is_dir()  # unregister never removes store entries
+    assert "broken" not in _cli("list").output
+
+
+def test_missing_dagster_partition_is_added_with_a_message(
+    project_env: dict[str, Path], register: Callable[..., str]
+) -> None:
+    from dagster import DagsterInstance
+
+    from tabs_assets.orchestration.partitions import config_partitions
+
+    key = register("lost", {"dataset.kind": "sklearn", "dataset.name": "iris"})
+    instance = DagsterInstance.get()
+    instance.delete_dynamic_partition(config_partitions.name, key)
+    result = _cli("materialize", key, "--select", "dataset")
+    assert result.exit_code == 0, result.output
+    assert "was missing from the Dagster instance" in result.output
+    assert instance.has_dynamic_partition(config_partitions.name, key)
+
+
+def test_gc_keeps_a_registered_studys_entries(project_env: dict[str, Path]) -> None:
+    """A study record and its members written as `register` writes them, with crafted entries."""
+    from tabs_assets.config.study import expand_study
+    from tabs_assets.orchestration.registration import add_partitions, register_file
+
+    study_file = project_env["experiments"] / "s.yaml"
+    study_file.write_text(
+        "study:\n  name: s\n  base: []\n"
+        "  set: {dataset.kind: sklearn, dataset.name: iris}\n"
+        "  sweep: {explainer.n_steps: [5, 9]}\n"
+        "  report: {rows: [dataset], columns: [explainer], metrics: [validity_rate]}\n"
+    )
+    registry = Registry(project_env["store"])
+    from dagster import DagsterInstance
+
+    registered = register_file(registry, study_file)
+    add_partitions(DagsterInstance.get(), registered)
+    study_key = registered.studies[0]
+    record = registry.study(study_key)
+    members = record.member_configs(registry)
+    store = Store(project_env["store"])
+    study_entries = [
+        store.write(
+            asset,
+            study_store_key(asset, record.study, members),
+            _payload(asset),
+            {},
+            {"partition_key": study_key},
+        )
+        for asset in ("study_table", "study_report")
+    ]
+    member_entry = store.write(
+        *entry_address("explanation_metrics", next(iter(members.values()))), _payload("m"), {}, {}
+    )
+    stale = store.write("study_table", "d" * 16, _payload("old"), {}, {"partition_key": study_key})
+    assert expand_study(study_file).partition_key == study_key
+
+    dry = _cli("store", "gc", "--dry-run")
+    assert dry.exit_code == 0 and f"would remove {stale.path}" in dry.output
+    result = _cli("store", "gc")
+    assert result.exit_code == 0, result.output
+    assert all(entry.path.is_dir() for entry in [*study_entries, member_entry])
+    assert not stale.path.exists()
+
+    # Unregistering the study takes its members too (no other user), never store entries.
+    out = _cli("unregister", str(study_file))
+    assert out.exit_code == 0, out.output
+    assert registry.study_keys() == [] and registry.config_keys() == []
+    assert all(entry.path.is_dir() for entry in study_entries)
+    assert not DagsterInstance.get().has_dynamic_partition("studies", study_key)
+
+
+def test_gc_never_follows_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "k1").mkdir(parents=True)
+    (outside / "k1" / "manifest.json").write_text(json.dumps({"files": {}}))
+    (outside / "precious.txt").write_text("keep me")
+    root = tmp_path / "store"
+    store = Store(root)
+    store.write("thing", "drop", _payload("b"), {}, {})
+    (root / "linked_asset").symlink_to(outside, target_is_directory=True)
+    (root / "thing" / "linked_entry").symlink_to(outside / "k1", target_is_directory=True)
+    plan = store.gc_plan(set(), min_temp_age_s=0)
+    assert [item.path.name for item in plan.remove] == ["drop"]
+    assert {item.path.name for item in plan.skipped} == {"linked_asset", "linked_entry"}
+    store.garbage_collect(set(), min_temp_age_s=0)
+    assert (outside / "precious.txt").read_text() == "keep me" and (outside / "k1").is_dir()
+    assert (root / "linked_asset").is_symlink() and (root / "thing" / "linked_entry").is_symlink()
+
+
+def test_store_files_get_umask_permissions(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    def save(directory: Path) -> None:
+        save_file({"w": torch.zeros(3)}, directory / "weights.safetensors")
+
+    old = os.umask(0o022)
+    try:
+        entry = Store(tmp_path).write("model", "k1", save, {}, {})
+    finally:
+        os.umask(old)
+    for path in [entry.path, *entry.path.rglob("*")]:
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_read_only_or_full_store_gives_a_message_not_a_traceback(
+    project_env: dict[str, Path], register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests may run as root (permissions ignored): the file system's refusals are faked."""
+    import errno
+
+    from tabs_assets.orchestration import registry as registry_module
+    from tabs_assets.orchestration.store import StoreError
+
+    register("ro", {"dataset.kind": "sklearn", "dataset.name": "iris"})
+    store = Store(project_env["store"])
+    orphan = store.write("dataset", "e" * 16, _payload("x"), {}, {})
+    config_file = project_env["experiments"] / "other.yaml"
+    config_file.write_text("name: other\ndataset: {kind: sklearn, name: wine}\n")
+
+    def refuse(code: int) -> Callable[..., None]:
+        def raiser(*args: Any, **kwargs: Any) -> None:
+            raise OSError(code, os.strerror(code), str(args[0]) if args else "")
+
+        return raiser
+
+    monkeypatch.setattr(registry_module, "write_file_durably", refuse(errno.EROFS))
+    result = CliRunner().invoke(main, ["register", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the registry: the file system is read-only" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "rename", refuse(errno.EROFS))
+        gc = CliRunner().invoke(main, ["store", "gc"])
+    assert gc.exit_code == 2 and "could not remove" in gc.output, gc.output
+    assert "read-only" in gc.output and isinstance(gc.exception, SystemExit)
+    assert orphan.path.is_dir()
+
+    def full_disk(directory: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory / "w.bin"))
+
+    with pytest.raises(StoreError, match="the disk is full"):
+        store.write("dataset", "f" * 16, full_disk, {}, {})
+    assert not list((project_env["store"] / "dataset").glob(".tmp-*"))
+
+
+def test_lock_timeout_names_the_holder(tmp_path: Path) -> None:
+    holder = """
+import sys, time
+from tabs_assets.orchestration.store import Store
+with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}):
+    print("locked", flush=True)
+    time.sleep(30)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        started = time.perf_counter()
+        with (
+            pytest.raises(LockTimeoutError) as caught,
+            Store(tmp_path).lock("thing", "k1", timeout_s=0.5),
+        ):
+            pass
+        assert time.perf_counter() - started < 5
+        message = str(caught.value)
+        assert f"pid {process.pid}" in message and "p-1" in message and "k1.lock" in message
+    finally:
+        process.kill()
+        process.wait()
+
+
+KILLED_MATERIALIZE_EPOCHS = 2000
+
+
+@pytest.mark.integration
+def test_killed_run_does_not_block_the_next_training(
+    project_env: dict[str, Path], register: Callable[..., str]
+) -> None:
+    """kill -9 of `tabs-assets materialize` while it trains (holding the training-pool slot):
+    the next run starts training within seconds and succeeds."""
+    key = register(
+        "killed",
+        {
+            **FAST_OVERRIDES,
+            "classifier.training.max_epochs": KILLED_MATERIALIZE_EPOCHS,
+            "classifier.training.patience": KILLED_MATERIALIZE_EPOCHS,
+        },
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [str(REPO / ".venv" / "bin" / "tabs-assets"), "materialize", key]
+    first = subprocess.Popen(
+        [*command, "--select", "*classifier"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    for line in first.stdout:
+        if "epoch" in line.lower() or time.monotonic() > deadline:
+            break
+    assert first.poll() is None, "the first run ended before training"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+
+    # The rerun trains the cheap flow (same pool) and must not wait for the dead run's slot.
+    started = time.monotonic()
+    second = subprocess.run(
+        [*command, "--select", "*generative_model"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "generative_model" in second.stdout and elapsed < 60
