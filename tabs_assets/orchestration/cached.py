@@ -6,16 +6,16 @@ waits and reuses the result), computes, writes the entry atomically, then logs t
 store key is reported to Dagster as the data version, so Dagster's staleness and the cache agree.
 """
 
-import base64
 import math
 import os
 import socket
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dagster import (
     AssetExecutionContext,
@@ -28,12 +28,14 @@ from dagster import (
 )
 
 from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.hashing import content_hash
+from tabs_assets.orchestration import presentation
 from tabs_assets.orchestration.executors import training_op_tags
-from tabs_assets.orchestration.graph import NODES, Node, key_material, store_key
+from tabs_assets.orchestration.graph import KEY_LENGTH, NODES, Node, entry_address, key_material
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
-from tabs_assets.orchestration.store import StoreEntry
+from tabs_assets.orchestration.store import Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, TrackingOutcome, TrackingResource
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
@@ -60,25 +62,63 @@ class Computed:
             (directory / name).write_bytes(data)
 
 
+class LoadedResults:
+    """Upstream results loaded in this process, by store address (least recently used first out).
+
+    Entries are immutable and content-addressed, so a loaded payload can serve every later
+    step of the process: a study's members that share a dataset or a model load it once.
+    """
+
+    def __init__(self, capacity: int = 32) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+
+    def get(self, handle: StoredInput, loader: Callable[[Path], Any]) -> Any:
+        address = (str(handle.store.root), handle.store_name, handle.key)
+        if address in self._items:
+            self._items.move_to_end(address)
+            return self._items[address]
+        value = handle.load(loader)
+        self._items[address] = value
+        if len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+        return value
+
+
+LOADED = LoadedResults()  # one per process
+
+
 class Inputs:
     """The upstream results of one asset, loaded on first use only."""
 
-    def __init__(self, handles: Mapping[str, StoredInput], loaders: Mapping[str, Callable]) -> None:
+    def __init__(
+        self,
+        handles: Mapping[str, StoredInput],
+        loaders: Mapping[str, Callable],
+        loaded: LoadedResults = LOADED,
+    ) -> None:
         self._handles = handles
         self._loaders = loaders
-        self._loaded: dict[str, Any] = {}
+        self._loaded = loaded
 
     def __getitem__(self, name: str) -> Any:
-        if name not in self._loaded:
-            self._loaded[name] = self._handles[name].load(self._loaders[name])
-        return self._loaded[name]
+        return self._loaded.get(self._handles[name], self._loaders[name])
 
     def __contains__(self, name: str) -> bool:
         return name in self._handles
 
 
-ComputeFn = Callable[[ExperimentConfig, Inputs, AssetExecutionContext], Computed]
+class RunLog(Protocol):
+    """Where compute functions report progress: Dagster's step log, or any ``logging.Logger``."""
+
+    def info(self, msg: str) -> Any: ...
+
+    def warning(self, msg: str) -> Any: ...
+
+
+ComputeFn = Callable[[ExperimentConfig, Inputs, RunLog], Computed]
 LOADERS: dict[str, Callable[[Path], Any]] = {}
+COMPUTE: dict[str, ComputeFn] = {}  # per-config asset name -> its compute function
 
 
 def _metadata_value(value: Any) -> Any:
@@ -88,35 +128,40 @@ def _metadata_value(value: Any) -> Any:
 
 
 def _preview_markdown(entry: StoreEntry, names: list[str]) -> str:
-    parts = []
-    for name in names:
-        data = (entry.path / name).read_bytes()
-        if len(data) <= PREVIEW_MAX_BYTES:
-            encoded = base64.b64encode(data).decode("ascii")
-            parts.append(f"**{name}**\n\n![{name}](data:image/png;base64,{encoded})")
-    return "\n\n".join(parts)
+    """Small thumbnails of the first figures (made from the full-size files), then paths."""
+    return presentation.previews_markdown(entry.path, names)
 
 
-def _metadata(entry: StoreEntry, status: str, outcome: TrackingOutcome | None) -> dict[str, Any]:
-    manifest = entry.manifest
-    report = manifest.get("report", {})
-    metadata: dict[str, Any] = {
-        "cache": status,
-        "store_key": entry.key,
-        "store_path": MetadataValue.path(str(entry.path)),
-        "code_version": manifest.get("code_version", ""),
-        "compute_seconds": manifest.get("compute_seconds", 0.0),
-        "size_bytes": entry.size_bytes,
-        **{name: _metadata_value(value) for name, value in report.get("metrics", {}).items()},
-        **{name: MetadataValue.md(table) for name, table in report.get("tables", {}).items()},
-    }
-    if report.get("previews"):
-        metadata["previews"] = MetadataValue.md(_preview_markdown(entry, report["previews"]))
-    if manifest.get("mlflow_url"):
-        metadata["mlflow_run"] = MetadataValue.url(manifest["mlflow_url"])
-    if outcome is not None and outcome.error:
-        metadata["mlflow_error"] = outcome.error
-    return metadata
+def config_words(registry: Any, partition_key: str) -> dict[str, str]:
+    """A partition's config (or study) in words, for the metadata; empty when unknown."""
+    try:
+        return presentation.config_in_words(registry.config(partition_key))
+    except Exception:
+        pass
+    try:
+        record = registry.study(partition_key)
+    except Exception:
+        return {}
+    words = {"study": record.study.name, "members": str(len(record.members))}
+    description = getattr(record.study, "description", "")
+    return {**words, "description": description} if description else words
+
+
+def _metadata(
+    entry: StoreEntry,
+    status: str,
+    outcome: TrackingOutcome | None,
+    words: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Config in words, metrics to 4 significant digits with their meaning, small previews,
+    and the MLflow link built from today's $TABS_ASSETS_MLFLOW_UI_URL (see presentation.py)."""
+    error = outcome.error if outcome is not None else None
+    return presentation.dagster_metadata(entry, status, error, words or {})
+
+
+def metadata_for(cached: "Cached", words: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Dagster metadata of a resolved target (a step's output or a reported member)."""
+    return _metadata(cached.entry, cached.status, cached.outcome, words)
 
 
 @dataclass(frozen=True)
@@ -130,65 +175,111 @@ class CacheTarget:
     code_version: str
 
     @classmethod
+    def from_material(cls, asset: str, store_name: str, material: dict[str, Any]) -> "CacheTarget":
+        key = content_hash(material)[:KEY_LENGTH]
+        return cls(asset, store_name, key, material, material["code_version"])
+
+    @classmethod
     def for_config(cls, node: Node, config: ExperimentConfig) -> "CacheTarget":
-        material = key_material(node.name, config)
+        return cls.from_material(node.name, node.store_name, key_material(node.name, config))
+
+
+@dataclass(frozen=True)
+class RunScope:
+    """What the cached path needs of the run it serves: a Dagster step, or one study member."""
+
+    store: Store
+    tracking: TrackingResource
+    forced: Callable[[str], bool]
+    partition_key: str
+    run_id: str
+    log: RunLog
+
+    @classmethod
+    def of_step(cls, context: AssetExecutionContext) -> "RunScope":
+        store_resource: StoreResource = context.resources.store
         return cls(
-            node.name,
-            node.store_name,
-            store_key(node.name, config),
-            material,
-            material["code_version"],  # this config's: a flow's depends on its regularization
+            store=store_resource.store(),
+            tracking=context.resources.tracking,
+            forced=store_resource.is_forced,
+            partition_key=context.partition_key,
+            run_id=context.run.run_id,
+            log=context.log,
         )
+
+
+@dataclass(frozen=True)
+class Cached:
+    """The entry a target resolved to, how (hit, miss, forced) and its tracking."""
+
+    entry: StoreEntry
+    status: str
+    outcome: TrackingOutcome | None = None
+
+    @property
+    def computed(self) -> bool:
+        return not self.status.startswith("hit")
+
+
+def materialize_cached(
+    scope: RunScope, target: CacheTarget, compute: Callable[[], Computed]
+) -> Cached:
+    """Look ``target`` up; on a miss compute it once (per-key lock), store it, track it."""
+    store = scope.store
+    forced = scope.forced(target.asset)
+    entry = None if forced else store.lookup(target.store_name, target.key)
+    if entry is not None:  # tracked now if a crash or a lock timeout left it untracked
+        entry, outcome = scope.tracking.ensure_tracked(
+            store, entry, scope.partition_key, target.asset, scope.run_id
+        )
+        if outcome is not None and outcome.error:
+            scope.log.warning(f"MLflow tracking of a cached entry failed: {outcome.error}")
+        return Cached(entry, "hit", outcome)
+
+    def log_wait() -> None:
+        scope.log.info(f"{target.asset}: waiting for another process computing {target.key}")
+
+    with store.lock(target.store_name, target.key, on_wait=log_wait):
+        entry = None if forced else store.lookup(target.store_name, target.key)
+        if entry is not None:
+            return Cached(entry, "hit (computed meanwhile by another process)")
+        entry, outcome = _compute_and_store(scope, target, compute)
+        return Cached(entry, "forced" if forced else "miss", outcome)
 
 
 def run_cached(
     context: AssetExecutionContext, target: CacheTarget, compute: Callable[[], Computed]
 ) -> Output:
     """Materialize ``target`` for the context's partition through the store."""
-    store_resource: StoreResource = context.resources.store
-    store = store_resource.store()
-    forced = store_resource.is_forced(target.asset)
-    entry = None if forced else store.lookup(target.store_name, target.key)
-    status, outcome = "hit", None
-    if entry is None:
-
-        def log_wait() -> None:
-            context.log.info(f"{target.asset}: waiting for another process computing {target.key}")
-
-        with store.lock(target.store_name, target.key, on_wait=log_wait):
-            entry = None if forced else store.lookup(target.store_name, target.key)
-            if entry is None:
-                entry, outcome = _compute_and_store(context, target, compute)
-                status = "forced" if forced else "miss"
-            else:
-                status = "hit (computed meanwhile by another process)"
-    context.log.info(f"{target.asset} [{context.partition_key}]: cache {status}, key {target.key}")
+    cached = materialize_cached(RunScope.of_step(context), target, compute)
+    context.log.info(
+        f"{target.asset} [{context.partition_key}]: cache {cached.status}, key {target.key}"
+    )
     return Output(
         StoredRef(target.store_name, target.key),
         data_version=DataVersion(target.key),
-        metadata=_metadata(entry, status, outcome),
+        metadata=metadata_for(
+            cached, config_words(context.resources.store.registry(), context.partition_key)
+        ),
     )
 
 
 def _compute_and_store(
-    context: AssetExecutionContext, target: CacheTarget, compute: Callable[[], Computed]
+    scope: RunScope, target: CacheTarget, compute: Callable[[], Computed]
 ) -> tuple[StoreEntry, TrackingOutcome]:
-    store_resource: StoreResource = context.resources.store
-    tracking: TrackingResource = context.resources.tracking
-    store = store_resource.store()
     started = time.perf_counter()
     computed = compute()
     seconds = time.perf_counter() - started
     report = {"metrics": computed.metrics, "tables": computed.tables, "previews": computed.previews}
-    entry = store.write(
+    entry = scope.store.write(
         target.store_name,
         target.key,
         computed.save,
         config_slice=target.material,
         provenance={
             "code_version": target.code_version,
-            "partition_key": context.partition_key,
-            "dagster_run_id": context.run.run_id,
+            "partition_key": scope.partition_key,
+            "dagster_run_id": scope.run_id,
             "upstream": target.material.get("upstream", {}),
             "compute_seconds": round(seconds, 3),
             "host": socket.gethostname(),
@@ -196,12 +287,12 @@ def _compute_and_store(
             "report": report,
         },
     )
-    outcome = tracking.record(
+    outcome = scope.tracking.record(
         AssetRun(
-            partition_key=context.partition_key,
+            partition_key=scope.partition_key,
             asset=target.asset,
             store_key=target.key,
-            dagster_run_id=context.run.run_id,
+            dagster_run_id=scope.run_id,
             params=target.material.get("slice", {}),
             metrics={k: v for k, v in computed.metrics.items() if isinstance(v, (int, float))},
             history=computed.history,
@@ -209,15 +300,27 @@ def _compute_and_store(
         )
     )
     if outcome.error:
-        context.log.warning(f"MLflow tracking failed, result kept in the store: {outcome.error}")
+        scope.log.warning(f"MLflow tracking failed, result kept in the store: {outcome.error}")
     else:
-        entry = store.update_manifest(
+        entry = scope.store.update_manifest(
             entry,
             mlflow_run_id=outcome.run_id,
             mlflow_url=outcome.url,
-            mlflow_tracking_uri=tracking.resolved_uri(),
+            mlflow_tracking_uri=scope.tracking.resolved_uri(),
+            mlflow_experiment_id=outcome.experiment_id,
+            mlflow_partitions=[scope.partition_key],
         )
     return entry, outcome
+
+
+def config_inputs(
+    store: Store, node: Node, config: ExperimentConfig, partition_key: str
+) -> dict[str, StoredInput]:
+    """Lazy handles on the upstream results ``config``'s result of ``node`` really uses."""
+    return {
+        name: StoredInput(store, name, *entry_address(name, config), partition_key)
+        for name in node.upstream(config)
+    }
 
 
 def config_asset(
@@ -235,6 +338,8 @@ def config_asset(
     LOADERS[name] = loader
 
     def decorate(compute: ComputeFn) -> Any:
+        COMPUTE[name] = compute
+
         @asset(
             name=name,
             description=node.description,
@@ -253,7 +358,7 @@ def config_asset(
             used = {name: handles[name] for name in node.upstream(config)}
             inputs = Inputs(used, LOADERS)
             target = CacheTarget.for_config(node, config)
-            return run_cached(context, target, lambda: compute(config, inputs, context))
+            return run_cached(context, target, lambda: compute(config, inputs, context.log))
 
         return _asset
 

@@ -13,10 +13,10 @@ from tabs_assets.orchestration.assets.models import (
     reference_density,
 )
 from tabs_assets.orchestration.assets.plots import plots
-from tabs_assets.orchestration.assets.studies import study_report, study_table
+from tabs_assets.orchestration.assets.studies import study_members, study_report, study_table
+from tabs_assets.orchestration.checks import ASSET_CHECKS
 from tabs_assets.orchestration.executors import selected_executor
 from tabs_assets.orchestration.io_manager import StoreIOManager
-from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.sensors import experiments_sensor
 from tabs_assets.orchestration.tracking import TrackingResource
@@ -34,17 +34,23 @@ CONFIG_ASSETS = [
 config_graph_job = define_asset_job(
     "config_graph",
     selection=[a.key for a in CONFIG_ASSETS],
-    partitions_def=config_partitions,
     description="Everything of one config partition, from the dataset to the plots.",
+)
+
+STUDY_ASSETS = [study_members, study_table, study_report]
+
+study_job = define_asset_job(
+    "study",
+    selection=[a.key for a in STUDY_ASSETS],
+    description="A whole study: its missing member configs, then the table and the report.",
 )
 
 store = StoreResource()
 
-STUDY_ASSETS = [study_table, study_report]
-
 defs = Definitions(
     assets=[*CONFIG_ASSETS, *STUDY_ASSETS],
-    jobs=[config_graph_job],
+    asset_checks=ASSET_CHECKS,
+    jobs=[config_graph_job, study_job],
     sensors=[experiments_sensor],
     resources={
         "store": store,

@@ -240,8 +240,13 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
     }
 
 
-# Study assets: partitioned by study, built only from the study's own member partitions.
+# Study assets: partitioned by study, a chain built only from the study's own member partitions:
+# study_members (every member's results in the store) -> study_table -> study_report.
 STUDY_SOURCES: dict[str, tuple[str, ...]] = {
+    "study_members": (
+        "config/study.py",
+        "orchestration/study_run.py",
+    ),
     "study_table": (
         "config/study.py",
         "science/study_tables.py",
@@ -251,11 +256,14 @@ STUDY_SOURCES: dict[str, tuple[str, ...]] = {
     "study_report": (
         "config/study.py",
         "science/study_tables.py",
+        "science/study_report.py",
         "science/plotting/studies.py",
+        "science/plotting/maps.py",
         "science/plotting/style.py",
         "orchestration/assets/studies.py",
     ),
 }
+STUDY_UPSTREAM = {"study_table": "study_members", "study_report": "study_table"}
 STUDY_VERSION = 1
 
 
@@ -266,11 +274,14 @@ def study_code_version(asset: str) -> str:
 def study_key_material(
     asset: str, study: StudyConfig, members: dict[str, ExperimentConfig]
 ) -> dict[str, Any]:
-    """study_table builds on every member's metrics; study_report on the study table."""
-    if asset == "study_table":
-        upstream = {key: store_key("explanation_metrics", c) for key, c in sorted(members.items())}
+    """study_members builds on each member's ``report.member_asset``; the rest on their
+    predecessor in the chain."""
+    if asset == "study_members":
+        member_asset = study.report.member_asset
+        upstream = {key: store_key(member_asset, c) for key, c in sorted(members.items())}
     else:
-        upstream = {"study_table": study_store_key("study_table", study, members)}
+        previous = STUDY_UPSTREAM[asset]
+        upstream = {previous: study_store_key(previous, study, members)}
     return {
         "asset": asset,
         "code_version": study_code_version(asset),

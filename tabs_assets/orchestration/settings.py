@@ -9,6 +9,7 @@ RAW_DATA_ENV = "TABS_ASSETS_RAW_DATA"
 EXPERIMENTS_ENV = "TABS_ASSETS_EXPERIMENTS"
 EXECUTOR_ENV = "TABS_ASSETS_EXECUTOR"
 TRAINING_POOL_ENV = "TABS_ASSETS_TRAINING_POOL"
+STUDY_SHARDS_ENV = "TABS_ASSETS_STUDY_SHARDS"
 # Measured by benchmarks/cached_rerun.py: see the README, "Performance".
 DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
@@ -45,6 +46,15 @@ def executor_name() -> str:
 def training_pool() -> str:
     """The Dagster concurrency pool of the training assets (one GPU = one slot)."""
     return os.environ.get(TRAINING_POOL_ENV) or "gpu"
+
+
+def study_shards() -> int:
+    """Steps a study's missing members are split into: 1 runs them all in one process (least
+    overhead); more lets the multiprocess or Celery executor run shards in parallel."""
+    value = os.environ.get(STUDY_SHARDS_ENV, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"${STUDY_SHARDS_ENV}={value!r}: expected a whole number >= 1")
+    return int(value)
 
 
 def ensure_dagster_home() -> Path:

@@ -3,11 +3,9 @@
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
-
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.orchestration import settings
-from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
+from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
 from tabs_assets.orchestration.tables import markdown_table
 
 
@@ -18,7 +16,7 @@ def load_dataset(path: Path) -> Any:
 
 
 @config_asset("dataset", group="data", loader=load_dataset, kinds={"numpy"})
-def dataset(config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext) -> Computed:
+def dataset(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     from tabs_assets.science.datasets.loading import load_tabular_data
     from tabs_assets.science.datasets.prepared import SPLITS, prepare_dataset
 

@@ -3,10 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
-
 from tabs_assets.config.experiment import ExperimentConfig
-from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
+from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
 from tabs_assets.orchestration.tables import markdown_table
 
 
@@ -30,9 +28,7 @@ def explained_rows(config: ExperimentConfig, data: Any) -> tuple[Any, Any]:
 
 
 @config_asset("counterfactual_paths", group="explanations", loader=load_paths, kinds={"pytorch"})
-def counterfactual_paths(
-    config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
-) -> Computed:
+def counterfactual_paths(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     import torch
 
     from tabs_assets.science.explainers import draw_targets, explain
@@ -47,7 +43,7 @@ def counterfactual_paths(
     with torch.no_grad():
         sources = classifier(x).argmax(dim=-1)
     targets = draw_targets(sources, data.n_classes, config.explanation.seed)
-    context.log.info(
+    log.info(
         f"explaining {len(x)} rows with {config.explainer.method} "
         f"in chunks of {config.explanation.chunk_size}"
     )
@@ -59,7 +55,7 @@ def counterfactual_paths(
         config.explainer,
         config.loss,
         chunk_size=config.explanation.chunk_size,
-        progress=lambda done, total: context.log.info(f"explained {done}/{total} rows"),
+        progress=lambda done, total: log.info(f"explained {done}/{total} rows"),
     )
     reached = (paths.predictions == paths.targets.unsqueeze(0)).any(dim=0)
     return Computed(
@@ -74,9 +70,7 @@ def counterfactual_paths(
 
 
 @config_asset("explanation_metrics", group="explanations", loader=load_record, kinds={"pandas"})
-def explanation_metrics(
-    config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
-) -> Computed:
+def explanation_metrics(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     import torch
 
     from tabs_assets.science.metrics import path_lof_scores, path_metrics, per_step_curves

@@ -4,11 +4,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext
-
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.orchestration import settings
-from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
+from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
 from tabs_assets.orchestration.tables import markdown_table
 
 TRAINING_POOL = settings.training_pool()
@@ -22,14 +20,14 @@ def load_model(path: Path) -> Any:
     return TrainedModel.load(path)
 
 
-def epoch_logger(context: AssetExecutionContext, asset: str) -> Callable[[dict], None]:
+def epoch_logger(log: RunLog, asset: str) -> Callable[[dict], None]:
     """Progress in the Dagster log, one line per epoch."""
 
-    def log(row: dict) -> None:
+    def log_epoch(row: dict) -> None:
         values = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
-        context.log.info(f"{asset} epoch {row.get('epoch')}: {values}")
+        log.info(f"{asset} epoch {row.get('epoch')}: {values}")
 
-    return log
+    return log_epoch
 
 
 def _model_report(model: Any, title: str) -> Computed:
@@ -53,17 +51,13 @@ def _model_report(model: Any, title: str) -> Computed:
 @config_asset(
     "classifier", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
 )
-def classifier(
-    config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
-) -> Computed:
+def classifier(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     from tabs_assets.science.models.training import train_classifier
     from tabs_assets.science.plotting.models import confusion_matrix_figure
     from tabs_assets.science.plotting.style import figure_bytes
 
     data = inputs["dataset"]
-    model = train_classifier(
-        data, config.classifier, on_epoch_end=epoch_logger(context, "classifier")
-    )
+    model = train_classifier(data, config.classifier, on_epoch_end=epoch_logger(log, "classifier"))
     report = _model_report(model, "Classifier learning curves")
     matrix = model.test_metrics["confusion_matrix"]
     report.files[CONFUSION_PNG] = figure_bytes(confusion_matrix_figure(matrix, data.class_names))
@@ -78,34 +72,32 @@ def classifier(
 @config_asset(
     "generative_model", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
 )
-def generative_model(
-    config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
-) -> Computed:
+def generative_model(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     from tabs_assets.science.models.training import train_generative_model
 
     spec = config.generative_model
-    log = epoch_logger(context, "generative_model")
+    on_epoch_end = epoch_logger(log, "generative_model")
     if getattr(spec, "path_regularization", None) is not None:
         from tabs_assets.science.models.path_regularized import train_path_regularized_nice
 
         frozen = inputs["classifier"].build()
-        model = train_path_regularized_nice(inputs["dataset"], spec, frozen, on_epoch_end=log)
+        model = train_path_regularized_nice(
+            inputs["dataset"], spec, frozen, on_epoch_end=on_epoch_end
+        )
     else:
-        model = train_generative_model(inputs["dataset"], spec, on_epoch_end=log)
+        model = train_generative_model(inputs["dataset"], spec, on_epoch_end=on_epoch_end)
     return _model_report(model, f"{spec.kind.upper()} learning curves")
 
 
 @config_asset(
     "reference_density", group="models", loader=load_model, kinds={"pytorch"}, pool=TRAINING_POOL
 )
-def reference_density(
-    config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext
-) -> Computed:
+def reference_density(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     from tabs_assets.science.models.training import train_generative_model
 
     model = train_generative_model(
         inputs["dataset"],
         config.reference_density,
-        on_epoch_end=epoch_logger(context, "reference_density"),
+        on_epoch_end=epoch_logger(log, "reference_density"),
     )
     return _model_report(model, "Reference NICE learning curves")

@@ -1,16 +1,14 @@
 """The plots asset: every figure that applies to the config, as PNG/SVG plus small previews."""
 
-from dagster import AssetExecutionContext
-
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.orchestration.assets.explanations import load_record
-from tabs_assets.orchestration.cached import Computed, Inputs, config_asset
+from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
 
 PREVIEW_DPI = 40  # small enough to embed many in the Dagster event log
 
 
 @config_asset("plots", group="plots", loader=load_record, kinds={"matplotlib"})
-def plots(config: ExperimentConfig, inputs: Inputs, context: AssetExecutionContext) -> Computed:
+def plots(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     from tabs_assets.science.plotting.config_figures import config_figures
     from tabs_assets.science.plotting.style import figure_bytes
     from tabs_assets.science.records import Record
@@ -24,7 +22,7 @@ def plots(config: ExperimentConfig, inputs: Inputs, context: AssetExecutionConte
         config.plots,
         config.loss,
     )
-    context.log.info(f"plots: {len(figures)} figures: {', '.join(figures)}")
+    log.info(f"plots: {len(figures)} figures: {', '.join(figures)}")
     files = {
         f"{name}.{fmt}": figure_bytes(figure, fmt)
         for name, figure in figures.items()

@@ -1,33 +1,66 @@
-"""Study assets (one partition per study): a table over the member configs, then a report.
+"""Study assets (one partition per study): members -> table -> report, one Dagster action.
 
-A study reads only its own members' explanation metrics, found by their store keys.
+``study_members`` materializes every member config that is not in the store yet, inside a few
+steps rather than a run per member (see study_run.py): a planning step splits the missing
+members into shards, one step per shard runs them (in this process, in subprocesses or on Celery
+workers, as the executor decides) and reports each member's materializations to Dagster. The
+table then reads only the study's own members, by their store keys.
 """
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagster import (
-    AllPartitionMapping,
-    AssetDep,
     AssetExecutionContext,
+    AssetMaterialization,
+    Config,
+    DynamicOut,
+    DynamicOutput,
     Failure,
+    OpExecutionContext,
+    Out,
     Output,
     asset,
+    graph_asset,
+    op,
 )
+from dagster._core.definitions.data_version import CODE_VERSION_TAG, DATA_VERSION_TAG
+from pydantic import Field
 
-from tabs_assets.orchestration.cached import CacheTarget, Computed, Inputs, run_cached
+from tabs_assets.orchestration import settings
+
+# Importing the config assets registers their compute functions for the member runner.
+from tabs_assets.orchestration.assets import dataset, explanations, models, plots  # noqa: F401
+from tabs_assets.orchestration.cached import (
+    Cached,
+    CacheTarget,
+    Computed,
+    Inputs,
+    RunScope,
+    metadata_for,
+    run_cached,
+)
+from tabs_assets.orchestration.executors import training_op_tags
 from tabs_assets.orchestration.graph import (
+    NODES,
     entry_address,
     study_code_version,
     study_key_material,
-    study_store_key,
 )
 from tabs_assets.orchestration.io_manager import StoredInput
 from tabs_assets.orchestration.partitions import study_partitions
 from tabs_assets.orchestration.registry import StudyRecord
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.study_run import (
+    MemberRunner,
+    json_statuses,
+    member_summary,
+    members_to_run,
+    shard_members,
+)
+
+RESOURCES = {"store", "tracking"}
 
 
 def load_study_table(path: Path) -> Any:
@@ -36,37 +69,153 @@ def load_study_table(path: Path) -> Any:
     return StudyTable.load(path)
 
 
-def _study_target(
-    context: AssetExecutionContext, asset_name: str
-) -> tuple[StudyRecord, CacheTarget]:
+def _study_target(context: OpExecutionContext, asset_name: str) -> tuple[StudyRecord, CacheTarget]:
     store: StoreResource = context.resources.store
     registry = store.registry()
     record = registry.study(context.partition_key)
-    members = record.member_configs(registry)
-    key = study_store_key(asset_name, record.study, members)
-    material = study_key_material(asset_name, record.study, members)
-    return record, CacheTarget(asset_name, asset_name, key, material, material["code_version"])
+    material = study_key_material(asset_name, record.study, record.member_configs(registry))
+    return record, CacheTarget.from_material(asset_name, asset_name, material)
+
+
+class StudyRunConfig(Config):
+    shards: int = Field(
+        0,
+        ge=0,
+        description=f"steps the missing members are split into (run in parallel by the "
+        f"multiprocess or Celery executor); 0 = ${settings.STUDY_SHARDS_ENV}, default 1",
+    )
+
+
+@op(out=DynamicOut(list), required_resource_keys=RESOURCES)
+def plan_study_members(context: OpExecutionContext, config: StudyRunConfig) -> Any:
+    """The members not in the store yet, in shards of members sharing upstream results."""
+    store: StoreResource = context.resources.store
+    registry = store.registry()
+    record = registry.study(context.partition_key)
+    forced = bool(store.force)
+    todo = members_to_run(registry, store.store(), record, include_cached=forced)
+    asset = record.study.report.member_asset
+    shards = shard_members(registry, todo, config.shards or settings.study_shards(), asset)
+    context.log.info(
+        f"study {record.key}: {len(record.member_keys)} members, "
+        f"{len(record.member_keys) - len(todo)} already in the store, {len(todo)} to run "
+        f"in {len(shards)} shard(s)"
+    )
+    # An empty shard keeps the graph whole: collecting zero outputs would skip the record step.
+    for index, members in enumerate(shards or [[]]):
+        yield DynamicOutput(members, mapping_key=f"shard_{index}")
+
+
+def _reporter(context: OpExecutionContext) -> Any:
+    def report(asset_name: str, partition_key: str, cached: Cached) -> None:
+        context.log_event(
+            AssetMaterialization(
+                asset_key=asset_name,
+                partition=partition_key,
+                metadata=metadata_for(cached),
+                tags={
+                    DATA_VERSION_TAG: cached.entry.key,
+                    CODE_VERSION_TAG: NODES[asset_name].code_version,
+                },
+            )
+        )
+
+    return report
+
+
+@op(required_resource_keys=RESOURCES, tags=training_op_tags())
+def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
+    """Every member of one shard, one after another in this step's process."""
+    store: StoreResource = context.resources.store
+    registry = store.registry()
+    record = registry.study(context.partition_key)
+    step_scope = RunScope.of_step(context)
+
+    def scope_for(partition_key: str) -> RunScope:
+        return RunScope(
+            step_scope.store,
+            step_scope.tracking,
+            step_scope.forced,
+            partition_key,
+            step_scope.run_id,
+            step_scope.log,
+        )
+
+    runner = MemberRunner(registry, scope_for, _reporter(context))
+    outcomes = []
+    for done, outcome in enumerate(
+        runner.run_all(members, record.study.report.member_asset), start=1
+    ):
+        (context.log.error if outcome.error else context.log.info)(
+            member_summary(outcome, done, len(members))
+        )
+        outcomes.append(json_statuses(outcome))
+    return outcomes
+
+
+@op(out=Out(io_manager_key="store_io_manager"), required_resource_keys=RESOURCES)
+def record_study_members(context: OpExecutionContext, shards: list) -> Output:
+    """The study's member list with the store key of each member's result."""
+    from tabs_assets.science.records import Record
+
+    failed = [m for shard in shards for m in shard if m["error"]]
+    if failed:
+        raise Failure(
+            f"{len(failed)} member(s) failed; the others are stored: "
+            + "; ".join(f"{m['partition_key']}: {m['error']}" for m in failed[:5])
+        )
+    record, target = _study_target(context, "study_members")
+    ran = sum(len(shard) for shard in shards)
+
+    def compute() -> Computed:
+        return Computed(
+            payload=Record({"members": target.material["upstream"]}),
+            metrics={"members": len(record.member_keys), "run_now": ran},
+            tables={"members": _member_table(record)},
+        )
+
+    return run_cached(context, target, compute)
+
+
+def _member_table(record: StudyRecord) -> str:
+    from tabs_assets.orchestration.tables import markdown_table
+
+    labels = sorted({label for member in record.members for label in member["labels"]})
+    rows = [
+        [member["partition_key"], *(json.dumps(member["labels"].get(k)) for k in labels)]
+        for member in record.members
+    ]
+    return markdown_table(["partition", *labels], rows)
+
+
+@graph_asset(
+    name="study_members",
+    description="Every member config of the study materialized (up to the report's "
+    "member_asset); members already in the store cost a lookup.",
+    partitions_def=study_partitions,
+    group_name="studies",
+    code_version=study_code_version("study_members"),
+    kinds={"dagster"},
+)
+def study_members() -> Any:
+    shards = plan_study_members().map(materialize_study_shard)
+    return record_study_members(shards.collect())
 
 
 def _label_value(value: Any) -> Any:
     return value if isinstance(value, (int, float, str)) else json.dumps(value, sort_keys=True)
 
 
-@dataclass
-class MemberRows:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)  # grouping columns (seed excluded)
-    metrics: list[str] = field(default_factory=list)
-
-
-def member_rows(context: AssetExecutionContext, record: StudyRecord) -> MemberRows:
-    """Labels and metrics of every member; fails listing the members not yet materialized."""
+def member_rows(
+    context: AssetExecutionContext, record: StudyRecord
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """Rows (labels + metrics) of every member, the label columns and the metric columns."""
     from tabs_assets.science.records import Record
     from tabs_assets.science.study_tables import SEED_LABEL, standard_labels
 
     store: StoreResource = context.resources.store
     registry = store.registry()
-    found, missing = MemberRows(), []
+    rows, labels, metrics, missing = [], [], [], []
     for member in record.members:
         config = registry.config(member["partition_key"])
         entry = store.store().lookup(*entry_address("explanation_metrics", config))
@@ -76,19 +225,19 @@ def member_rows(context: AssetExecutionContext, record: StudyRecord) -> MemberRo
         # Sweep values add columns; a sweep key named like a standard label (e.g. `dataset`)
         # keeps the readable standard value.
         sweep = {k: _label_value(v) for k, v in member["labels"].items() if k != "seed"}
-        labels = {**sweep, **standard_labels(config)}
+        row_labels = {**sweep, **standard_labels(config)}
         values = Record.load(entry.path).values
-        found.rows.append({**labels, "partition_key": member["partition_key"], **values})
-        found.labels = list(dict.fromkeys([*found.labels, *labels]))
-        found.metrics = list(dict.fromkeys([*found.metrics, *values]))
+        rows.append({**row_labels, "partition_key": member["partition_key"], **values})
+        labels = list(dict.fromkeys([*labels, *row_labels]))
+        metrics = list(dict.fromkeys([*metrics, *values]))
     if missing:
         raise Failure(
             f"{len(missing)} of {len(record.members)} members of study {record.key} have no "
-            f"explanation metrics yet (e.g. {missing[0]}); run `tabs-assets study run "
-            f"{record.key}` to materialize them first."
+            f"explanation metrics in the store (e.g. {missing[0]}); materialize study_members "
+            f"of {record.key} first (`tabs-assets study run {record.key}`)."
         )
-    found.labels.remove(SEED_LABEL)
-    return found
+    labels.remove(SEED_LABEL)
+    return rows, labels, metrics
 
 
 @asset(
@@ -97,98 +246,24 @@ def member_rows(context: AssetExecutionContext, record: StudyRecord) -> MemberRo
     "over seeds. Reads only the study's own members.",
     partitions_def=study_partitions,
     code_version=study_code_version("study_table"),
-    deps=[AssetDep("explanation_metrics", partition_mapping=AllPartitionMapping())],
     io_manager_key="store_io_manager",
-    required_resource_keys={"store", "tracking"},
+    required_resource_keys=RESOURCES,
     group_name="studies",
     kinds={"pandas"},
 )
-def study_table(context: AssetExecutionContext) -> Output:
-    from tabs_assets.science.study_tables import build_study_table
-
+def study_table(context: AssetExecutionContext, study_members: StoredInput) -> Output:
     record, target = _study_target(context, "study_table")
 
     def compute() -> Computed:
-        found = member_rows(context, record)
-        table = build_study_table(found.rows, found.labels, found.metrics)
+        from tabs_assets.science.study_tables import build_study_table
+
+        rows, labels, metrics = member_rows(context, record)
+        table = build_study_table(rows, labels, metrics)
         return Computed(
-            payload=table, metrics={"members": len(found.rows), "groups": len(table.aggregated)}
+            payload=table, metrics={"members": len(rows), "groups": len(table.aggregated)}
         )
 
     return run_cached(context, target, compute)
-
-
-def _table_files(name: str, table: Any) -> dict[str, bytes]:
-    """A pandas table as CSV, Markdown and LaTeX."""
-    return {
-        f"{name}.csv": table.to_csv().encode(),
-        f"{name}.md": table.reset_index().to_markdown(index=False).encode(),
-        f"{name}.tex": table.to_latex().encode(),
-    }
-
-
-def _varying_extra_labels(aggregated: Any, shown: list[str], labels: list[str]) -> list[str]:
-    """Labels not in the layout that still vary within a cell: they must join the rows."""
-    extra = []
-    for label in labels:
-        if label in shown:
-            continue
-        spread = aggregated.groupby(shown, dropna=False)[label].nunique(dropna=False)
-        if (spread > 1).any():
-            extra.append(label)
-    return extra
-
-
-def report_files(
-    table: Any, report: Any, labels: list[str]
-) -> tuple[dict[str, bytes], dict[str, str]]:
-    """Every file of a study report, and its Markdown tables for the Dagster UI."""
-    from tabs_assets.science.plotting.studies import (
-        method_boxplots_figure,
-        validity_vs_weight_figure,
-    )
-    from tabs_assets.science.plotting.style import figure_bytes
-    from tabs_assets.science.study_tables import best_items, pivot_metric
-
-    files: dict[str, bytes] = {}
-    markdown: dict[str, str] = {}
-    layout = [*report.rows, *report.columns]
-    rows = [*report.rows, *_varying_extra_labels(table.aggregated, layout, labels)]
-    for metric in report.metrics:
-        pivot = pivot_metric(table.aggregated, rows, report.columns, metric)
-        files.update(_table_files(metric, pivot))
-        markdown[metric] = pivot.reset_index().to_markdown(index=False)
-    if report.ranking is not None:
-        ranking = report.ranking
-        best = best_items(
-            table.aggregated, ranking.group, ranking.items, ranking.metric, ranking.top
-        )
-        files.update(_table_files(f"best_{ranking.metric}", best.set_index(ranking.group)))
-        markdown[f"best_{ranking.metric}"] = best.to_markdown(index=False)
-    figures = {}
-    for plot in report.line_plots:
-        members = table.members
-        for label, value in plot.where.items():
-            members = members[members[label] == value]
-        figure = validity_vs_weight_figure(members, x=plot.x, hue=plot.hue, value=plot.value)
-        if plot.where:  # say which members the lines are drawn from
-            where = ", ".join(f"{label} = {value}" for label, value in plot.where.items())
-            figure.axes[0].set_title(f"{plot.value} against {plot.x} ({where})")
-        figures[plot.name] = figure
-    if report.boxplots:  # one figure per dataset: metric scales differ between data sets
-        for dataset, members in table.members.groupby("dataset", sort=True):
-            figure = method_boxplots_figure(
-                members, method="explainer", metrics=tuple(report.boxplots)
-            )
-            figure.suptitle(f"{dataset}: one dot per member (seed)")
-            figures[f"method_boxplots_{dataset.replace(':', '_')}"] = figure
-    for name, figure in figures.items():
-        for fmt in ("png", "svg"):
-            files[f"{name}.{fmt}"] = figure_bytes(figure, fmt)
-    summary = "\n\n".join(f"## {name}\n\n{text}" for name, text in markdown.items())
-    images = "\n".join(f"![{name}]({name}.png)" for name in figures)
-    files["report.md"] = f"# Study report\n\n{summary}\n\n{images}\n".encode()
-    return files, markdown
 
 
 def latent_map_figures(context: AssetExecutionContext, record: StudyRecord) -> dict[str, Any]:
@@ -214,11 +289,12 @@ def latent_map_figures(context: AssetExecutionContext, record: StudyRecord) -> d
         if not is_planar(data) or len(flows) < 2:
             continue
         classifier = load_model(store.store().verify(*entry_address("classifier", first)).path)
-        models = {
-            label: load_model(store.store().verify(*entry_address("generative_model", c)).path)
+        built = {
+            label: load_model(
+                store.store().verify(*entry_address("generative_model", c)).path
+            ).build()
             for label, c in flows.items()
         }
-        built = {label: model.build() for label, model in models.items()}
         name = f"latent_maps_{dataset_label.replace(':', '_')}"
         figures[name] = latent_maps_figure(data, classifier.build(), built)
     return figures
@@ -230,34 +306,26 @@ def latent_map_figures(context: AssetExecutionContext, record: StudyRecord) -> d
     partitions_def=study_partitions,
     code_version=study_code_version("study_report"),
     io_manager_key="store_io_manager",
-    required_resource_keys={"store", "tracking"},
+    required_resource_keys=RESOURCES,
     group_name="studies",
     kinds={"pandas"},
 )
 def study_report(context: AssetExecutionContext, study_table: StoredInput) -> Output:
-    from tabs_assets.science.records import Record
-
     record, target = _study_target(context, "study_report")
     inputs = Inputs({"study_table": study_table}, {"study_table": load_study_table})
 
     def compute() -> Computed:
-        table = inputs["study_table"]
-        labels = [c for c in table.aggregated.columns if not c.endswith(("_mean", "_sem"))]
-        labels.remove("n")
-        files, markdown = report_files(table, record.study.report, labels)
-        if record.study.report.latent_maps:
-            from tabs_assets.science.plotting.style import figure_bytes
+        from tabs_assets.science.records import Record
+        from tabs_assets.science.study_report import build_study_report
 
-            for name, figure in latent_map_figures(context, record).items():
-                files.update({f"{name}.{fmt}": figure_bytes(figure, fmt) for fmt in ("png", "svg")})
-                files["report.md"] += f"![{name}]({name}.png)\n".encode()
-        previews = [name for name in files if name.endswith(".png")]
+        extra = latent_map_figures(context, record) if record.study.report.latent_maps else {}
+        report = build_study_report(inputs["study_table"], record.study, extra)
         return Computed(
-            payload=Record({"files": sorted(files)}),
-            metrics={"members": len(table.members)},
-            tables=markdown,
-            files=files,
-            previews=previews,
+            payload=Record({"files": sorted(report.files)}),
+            metrics={"members": len(record.member_keys)},
+            tables=report.tables,
+            files=report.files,
+            previews=[f"{name}.png" for name in report.figures],
         )
 
     return run_cached(context, target, compute)

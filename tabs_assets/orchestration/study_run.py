@@ -1,0 +1,146 @@
+"""A study's members materialized inside one Dagster step, at close to the cost of the science.
+
+Each member runs the per-config graph up to the study's ``member_asset`` through the same cached
+path as a Dagster asset step (store lookup, per-key lock, compute once, MLflow), but without a
+Dagster step, process or MLflow client per member: upstream results loaded once serve every
+member that shares them, and an entry met once in this step is not verified again. The step
+reports what it computed to Dagster as materializations of the member partitions, so the UI
+shows each member's progress and results like any run's.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.orchestration.cached import (
+    COMPUTE,
+    LOADERS,
+    Cached,
+    CacheTarget,
+    Inputs,
+    RunScope,
+    config_inputs,
+    materialize_cached,
+)
+from tabs_assets.orchestration.graph import NODES, entry_address, store_key
+from tabs_assets.orchestration.registry import Registry, StudyRecord
+from tabs_assets.orchestration.store import Store, StoreEntry
+
+ReportFn = Callable[[str, str, Cached], None]  # (asset, member partition key, result)
+
+
+def member_plan(asset: str, config: ExperimentConfig) -> list[str]:
+    """``asset`` and the upstream results it really depends on for ``config``, upstream first."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        for upstream in NODES[name].upstream(config):
+            visit(upstream)
+        if name not in order:
+            order.append(name)
+
+    visit(asset)
+    return order
+
+
+def members_to_run(
+    registry: Registry, store: Store, record: StudyRecord, include_cached: bool = False
+) -> list[str]:
+    """Members whose ``member_asset`` is not (verifiably) in the store, in study order."""
+    asset = record.study.report.member_asset
+    return [
+        key
+        for key in record.member_keys
+        if include_cached or store.lookup(*entry_address(asset, registry.config(key))) is None
+    ]
+
+
+def shard_members(
+    registry: Registry, members: Sequence[str], shards: int, asset: str
+) -> list[list[str]]:
+    """``members`` in at most ``shards`` contiguous groups; members sharing upstream results
+    (same data set, classifier, flow) are kept together so each group loads them once."""
+
+    def shared_upstream(key: str) -> tuple[str, ...]:
+        config = registry.config(key)
+        return tuple(store_key(name, config) for name in member_plan(asset, config)[:-1])
+
+    ordered = sorted(members, key=shared_upstream)
+    size = -(-len(ordered) // max(1, shards)) if ordered else 0
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)] if size else []
+
+
+@dataclass
+class MemberOutcome:
+    partition_key: str
+    results: dict[str, Cached] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def computed(self) -> int:
+        return sum(result.computed for result in self.results.values())
+
+
+@dataclass
+class MemberRunner:
+    """Materializes members one after another, sharing what they have in common."""
+
+    registry: Registry
+    scope_for: Callable[[str], RunScope]  # the cached path's scope for one member partition
+    report: ReportFn
+    seen: dict[tuple[str, str], StoreEntry] = field(default_factory=dict)
+
+    def run(self, partition_key: str, asset: str) -> MemberOutcome:
+        outcome = MemberOutcome(partition_key)
+        scope = self.scope_for(partition_key)
+        config = self.registry.config(partition_key)
+        for name in member_plan(asset, config):
+            outcome.results[name] = self._materialize(scope, name, config)
+            if outcome.results[name].computed:
+                self.report(name, partition_key, outcome.results[name])
+        return outcome
+
+    def _materialize(self, scope: RunScope, name: str, config: ExperimentConfig) -> Cached:
+        node = NODES[name]
+        target = CacheTarget.for_config(node, config)
+        address = (target.store_name, target.key)
+        if address in self.seen:  # verified or made earlier in this step (forced ones too)
+            return Cached(self.seen[address], "hit")
+        inputs = Inputs(config_inputs(scope.store, node, config, scope.partition_key), LOADERS)
+        compute = COMPUTE[name]
+        cached = materialize_cached(scope, target, lambda: compute(config, inputs, scope.log))
+        self.seen[address] = cached.entry
+        return cached
+
+    def run_all(self, members: Sequence[str], asset: str) -> Iterator[MemberOutcome]:
+        """Every member in turn; a member that fails is reported and the others go on."""
+        for key in members:
+            try:
+                yield self.run(key, asset)
+            except Exception as error:  # one bad member must not lose the others' work
+                yield MemberOutcome(key, error=f"{type(error).__name__}: {error}")
+
+
+def member_summary(outcome: MemberOutcome, done: int, total: int) -> str:
+    """One progress line of the run log."""
+    if outcome.error:
+        return f"member {done}/{total} {outcome.partition_key}: FAILED: {outcome.error}"
+    results = outcome.results
+    return (
+        f"member {done}/{total} {outcome.partition_key}: {outcome.computed} computed, "
+        f"{len(results) - outcome.computed} cached"
+    )
+
+
+def summarize_failures(outcomes: Sequence[MemberOutcome]) -> list[str]:
+    return [f"{o.partition_key}: {o.error}" for o in outcomes if o.error]
+
+
+def json_statuses(outcome: MemberOutcome) -> dict[str, Any]:
+    """What a shard step passes on for one member (plain data)."""
+    return {
+        "partition_key": outcome.partition_key,
+        "error": outcome.error,
+        "statuses": {name: result.status for name, result in outcome.results.items()},
+    }
