@@ -25,7 +25,7 @@ MAX_SEEDS = 100
 MAX_STUDY_MEMBERS = 5000
 # What a report may group by besides the sweep's keys (science.study_tables.standard_labels).
 STANDARD_LABELS = ("dataset", "generative", "explainer", "loss", "loss_weight", "seed")
-# Every metric of an explanation_metrics entry (science.metrics.path_metrics).
+# Every metric of an explanation_metrics entry (science.metrics.path_metrics; a test compares).
 METRICS = (
     "n_paths",
     "n_valid",
@@ -38,7 +38,15 @@ METRICS = (
     "l1_auc",
     "sparsity_l0",
     "lof_auc",
+    "lof_fit_rows",
     "ynn",
+    "cf_step",
+    "cf_l1",
+    "cf_l2",
+    "cf_l0",
+    "cf_nll",
+    "cf_lof",
+    "cf_ynn",
 )
 
 
@@ -207,7 +215,10 @@ def expand_study(path: Path) -> ResolvedStudy:
     from tabs_assets.config.loading import validate_model
 
     raw = read_yaml(path)
-    study = validate_model(StudyConfig, raw.get(STUDY_KEY) or {}, f"{path}: study")
+    try:
+        study = validate_model(StudyConfig, raw.get(STUDY_KEY) or {}, f"{path}: study")
+    except ConfigError as error:  # dotted paths as in the file: study.seeds.values.1
+        raise ConfigError(str(path), [f"{STUDY_KEY}.{p}" for p in error.problems]) from None
     base_files = [(path.absolute().parent / name).resolve() for name in study.base]
     problems: list[str] = []
     for index, base in enumerate(base_files):
