@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
 from tabs_assets.orchestration import checks
+from tabs_assets.orchestration.cli import main
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.store import MANIFEST, Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES
@@ -135,3 +137,7 @@ def test_checks_pass_on_a_real_run_and_a_failed_blocking_check_stops_downstream(
     assert not checks.check_results(config, Store(project_env["store"]))[
         "classifier:accuracy_above_chance"
     ].passed
+    listing = CliRunner().invoke(main, ["list"])
+    assert listing.exit_code == 0, listing.output
+    assert "checks 4/5 passed" in listing.output  # paths_finite reads the paths: not listed
+    assert "ERROR classifier:accuracy_above_chance: test accuracy" in listing.output

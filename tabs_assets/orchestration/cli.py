@@ -111,7 +111,12 @@ def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
 
 @main.command(name="list")
 def list_partitions() -> None:
-    """Registered configs and studies, with which assets are cached for each."""
+    """Registered configs and studies, with which assets are cached for each.
+
+    Each config also shows its asset checks (those that read only the manifests) and names
+    the failed ones.
+    """
+    from tabs_assets.orchestration.checks import check_results
     from tabs_assets.orchestration.maintenance import scan_registry
 
     registry, store = _registry(), _store()
@@ -121,7 +126,15 @@ def list_partitions() -> None:
     for key, config in scan.configs.items():
         cached = _cached_assets(config, store)
         marks = "".join("x" if cached[n] else "." for n in names)
-        click.echo(f"  {key:40} [{marks}] {sum(cached.values())}/{len(names)} cached")
+        results = check_results(config, store, include_payload=False)
+        passed = sum(outcome.passed for outcome in results.values())
+        click.echo(
+            f"  {key:40} [{marks}] {sum(cached.values())}/{len(names)} cached, "
+            f"checks {passed}/{len(results)} passed"
+        )
+        for name, (ok, severity, message) in results.items():
+            if not ok:
+                click.echo(f"      {severity} {name}: {message}")
     click.echo("studies")
     for key, study_record in scan.studies.items():
         done = sum(
