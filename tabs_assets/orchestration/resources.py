@@ -1,11 +1,12 @@
 """Dagster resources for the store (the MLflow resource lives in tracking.py)."""
 
 from pathlib import Path
+from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
-from tabs_assets.orchestration import settings
+from tabs_assets.orchestration import liveness, settings
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.store import Store
 
@@ -36,3 +37,22 @@ class StoreResource(ConfigurableResource):
 
     def is_forced(self, asset: str) -> bool:
         return FORCE_ALL in self.force or asset in self.force
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """An in-process run holds a liveness lock, so a later run can free its pool slots
+        if it is killed (see liveness.py)."""
+        run_id, instance = _run_of(context)
+        if run_id and instance is not None:
+            liveness.start_guard(instance, run_id, context.log)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        run_id, _ = _run_of(context)
+        if run_id:
+            liveness.stop_guard(run_id)
+
+
+def _run_of(context: InitResourceContext) -> tuple[str | None, Any]:
+    try:
+        return context.run_id, context.instance
+    except Exception:  # a sensor or a test context: no run
+        return None, None
