@@ -34,6 +34,9 @@ def experiments_sensor(
         except ConfigError as error:
             context.log.error(str(error))
             continue
+        except Exception as error:  # a broken record or file is reported; the others go on
+            context.log.error(f"{path}: skipped, {type(error).__name__}: {error}")
+            continue
         registered.configs += result.configs
         registered.studies += result.studies
         context.log.info(f"registered {path}: {result.configs + result.studies}")
