@@ -67,10 +67,10 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
-    from tabs_assets.orchestration.cli import materialize_partition
     from tabs_assets.orchestration.definitions import CONFIG_ASSETS
     from tabs_assets.orchestration.registration import add_partitions, register_file
     from tabs_assets.orchestration.registry import Registry
+    from tabs_assets.orchestration.runs import materialize_partition
 
     registered = register_file(Registry(settings.store_root()), args.config)
     add_partitions(DagsterInstance.get(), registered)

@@ -15,9 +15,10 @@ from dagster import DagsterInstance, build_sensor_context
 from tabs_assets.config.datasets import CakeOnSeaConfig
 from tabs_assets.config.loading import resolve_config
 from tabs_assets.orchestration import graph
-from tabs_assets.orchestration.cli import main, materialize_partition
+from tabs_assets.orchestration.cli import main
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.runs import materialize_partition
 from tabs_assets.orchestration.sensors import experiments_sensor
 from tabs_assets.orchestration.store import Store
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
