@@ -257,12 +257,16 @@ def materialize(partition_key: str, selection: str, force: tuple[str, ...]) -> N
     except UnknownPartitionError as error:
         _fail(str(error))
     _ensure_partition(partition_key)
+    _check_writable(partition_key, selection, force)
     from tabs_assets.orchestration.runs import materialize_partition
 
     result = materialize_partition(partition_key, selection, force)
     _print_run_summary(result, partition_key)
     if not result.success:
-        _fail(f"run {result.run_id} failed; see the log above or the Dagster UI")
+        _fail(
+            _store_problems(result)
+            + f"run {result.run_id} failed; see the log above or the Dagster UI"
+        )
 
 
 @main.command()
@@ -442,6 +446,45 @@ def _ensure_partition(partition_key: str) -> None:
             err=True,
         )
         instance.add_dynamic_partitions(config_partitions.name, [partition_key])
+
+
+def _check_writable(partition_key: str, selection: str, force: Sequence[str]) -> None:
+    """Before the run: results that must be computed need a writable store; say so plainly
+    (a read-only store still serves a fully cached run)."""
+    from dagster import AssetSelection
+
+    from tabs_assets.orchestration.definitions import defs
+    from tabs_assets.orchestration.resources import FORCE_ALL
+
+    config, store_ = _registry().config(partition_key), _store()
+    graph = defs.resolve_asset_graph()
+    selected = {key.path[-1] for key in AssetSelection.from_string(selection).resolve(graph)}
+    for name in (n for n in NODES if n in selected):
+        folder, key = entry_address(name, config)
+        if store_.entry_path(folder, key).is_dir() and not ({name, FORCE_ALL} & set(force)):
+            continue
+        target = store_.root / folder
+        target = target if target.is_dir() else store_.root
+        if not os.access(target, os.W_OK):
+            _fail(
+                f"{name} of {partition_key} is not cached and the store cannot be written: "
+                f"{target} is read-only. Make it writable or point $TABS_ASSETS_STORE at a "
+                f"writable folder; cached results can still be read."
+            )
+
+
+def _store_problems(result: Any) -> str:
+    """The store's own messages (read-only or full disk, a lock held too long) of a failed run."""
+    messages = []
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            if error.cls_name in {"StoreError", "LockTimeoutError"}:
+                text = error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
+                messages.append(f"{event.step_key}: {text}")
+                break
+            error = error.cause
+    return "".join(f"{message}\n" for message in dict.fromkeys(messages))
 
 
 @main.command(name="unregister")
