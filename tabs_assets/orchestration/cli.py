@@ -99,10 +99,24 @@ def register(paths: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             if result.studies:
                 click.echo(f"       {len(result.configs)} member configs")
         add_partitions(_instance(), registered)
+        _report_cached(registered.configs)
     except StoreError as error:
         _fail(str(error))
     except OSError as error:
         _fail(f"cannot write the registry under {settings.store_root()}: {error}")
+
+
+def _report_cached(partition_keys: list[str]) -> None:
+    """Show in Dagster what the store already holds for these partitions (issue 9)."""
+    from tabs_assets.orchestration.reporting import report_cached
+
+    try:
+        reported = report_cached(_instance(), _registry(), _store(), partition_keys)
+    except Exception as error:  # the registration itself succeeded
+        click.echo(f"warning: cached results not reported to Dagster: {error}", err=True)
+        return
+    if reported:
+        click.echo(f"       {reported} cached result(s) shown as materialized in Dagster")
 
 
 def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
@@ -116,6 +130,7 @@ def list_partitions() -> None:
     Each config also shows its asset checks (those that read only the manifests) and names
     the failed ones.
     """
+    from tabs_assets.orchestration.assets.studies import members_changed_since_table
     from tabs_assets.orchestration.checks import check_results
     from tabs_assets.orchestration.maintenance import scan_registry
 
@@ -142,6 +157,12 @@ def list_partitions() -> None:
             for member in study_record.member_keys
         )
         click.echo(f"  {key:40} {done}/{len(study_record.member_keys)} members with metrics")
+        changed = members_changed_since_table(_instance(), study_record)
+        if changed:
+            click.echo(
+                f"      stale: {len(changed)} member(s) re-materialized since the study table "
+                f"(e.g. {changed[0]}); run `tabs-assets study run {key}`"
+            )
     _report_broken(scan)
 
 
