@@ -218,3 +218,20 @@ def test_links_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "https://dagster.lab/assets/plots?view=partitions&partition=a-1"
     )
     assert presentation.round_sig(109.92269069105748) == 109.9
+
+
+def test_training_progress_says_epoch_k_of_max_and_time() -> None:
+    from tabs_assets.orchestration.assets.models import epoch_logger
+
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+        def warning(self, message: str) -> None:
+            lines.append(message)
+
+    epoch_logger(Log(), "classifier", 200)({"epoch": 0, "train_loss": 0.941912345})
+    assert lines[0].startswith("classifier epoch 1 of 200 (")
+    assert "s so far): train_loss=0.9419" in lines[0]

@@ -20,14 +20,16 @@ def load_model(path: Path) -> Any:
     return TrainedModel.load(path)
 
 
-def epoch_logger(log: RunLog, asset: str) -> Callable[[dict], None]:
-    """Progress in the Dagster log, one line per epoch."""
+def epoch_logger(log: RunLog, asset: str, max_epochs: int | None = None) -> Callable[[dict], None]:
+    """Progress in the Dagster log, one line per epoch: epoch k of max, time so far, losses."""
+    from tabs_assets.orchestration.presentation import epoch_progress
 
-    def log_epoch(row: dict) -> None:
-        values = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
-        log.info(f"{asset} epoch {row.get('epoch')}: {values}")
+    return epoch_progress(log, asset, max_epochs)
 
-    return log_epoch
+
+def _max_epochs(spec: Any) -> int | None:
+    training = getattr(spec, "training", None)
+    return getattr(training, "max_epochs", None)
 
 
 def _model_report(model: Any, title: str) -> Computed:
@@ -57,7 +59,11 @@ def classifier(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Compute
     from tabs_assets.science.plotting.style import figure_bytes
 
     data = inputs["dataset"]
-    model = train_classifier(data, config.classifier, on_epoch_end=epoch_logger(log, "classifier"))
+    model = train_classifier(
+        data,
+        config.classifier,
+        on_epoch_end=epoch_logger(log, "classifier", config.classifier.training.max_epochs),
+    )
     report = _model_report(model, "Classifier learning curves")
     matrix = model.test_metrics["confusion_matrix"]
     report.files[CONFUSION_PNG] = figure_bytes(confusion_matrix_figure(matrix, data.class_names))
@@ -76,7 +82,7 @@ def generative_model(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> C
     from tabs_assets.science.models.training import train_generative_model
 
     spec = config.generative_model
-    on_epoch_end = epoch_logger(log, "generative_model")
+    on_epoch_end = epoch_logger(log, "generative_model", _max_epochs(spec))
     if getattr(spec, "path_regularization", None) is not None:
         from tabs_assets.science.models.path_regularized import train_path_regularized_nice
 
@@ -98,6 +104,6 @@ def reference_density(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> 
     model = train_generative_model(
         inputs["dataset"],
         config.reference_density,
-        on_epoch_end=epoch_logger(log, "reference_density"),
+        on_epoch_end=epoch_logger(log, "reference_density", _max_epochs(config.reference_density)),
     )
     return _model_report(model, "Reference NICE learning curves")
