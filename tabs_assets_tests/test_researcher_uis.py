@@ -235,3 +235,30 @@ def test_training_progress_says_epoch_k_of_max_and_time() -> None:
     epoch_logger(Log(), "classifier", 200)({"epoch": 0, "train_loss": 0.941912345})
     assert lines[0].startswith("classifier epoch 1 of 200 (")
     assert "s so far): train_loss=0.9419" in lines[0]
+
+
+def test_sensor_skips_the_example_studies_unless_asked(
+    project_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import build_sensor_context
+
+    from tabs_assets.orchestration.resources import StoreResource
+    from tabs_assets.orchestration.sensors import SENSOR_STUDIES_ENV, experiments_sensor
+
+    examples = project_env["experiments"] / "studies"
+    examples.mkdir()
+    write_config(project_env["experiments"], "mine", {"dataset.n_points": 3000})
+    write_config(examples, "shipped", {"dataset.n_points": 3000})
+    instance = DagsterInstance.get()
+    resources = {"store": StoreResource(root=str(project_env["store"]))}
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        result = experiments_sensor(context)
+    [request] = result.dynamic_partitions_requests
+    assert [k.split("-")[0] for k in request.partition_keys] == ["mine"]
+    monkeypatch.setenv(SENSOR_STUDIES_ENV, "1")
+    with build_sensor_context(
+        instance=instance, resources=resources, cursor=result.cursor
+    ) as context:
+        more = experiments_sensor(context)
+    [request] = more.dynamic_partitions_requests
+    assert [k.split("-")[0] for k in request.partition_keys] == ["shipped"]

@@ -1,7 +1,15 @@
-"""A sensor that registers new or changed files in experiments/ when the daemon runs."""
+"""A sensor that registers new or changed files in experiments/ when the daemon runs.
+
+It registers what a user puts in the watched folder ($TABS_ASSETS_EXPERIMENTS, default
+``experiments/``), not the example studies shipped in its ``studies/`` subfolder: those expand
+to hundreds of partitions, some needing downloads. ``TABS_ASSETS_SENSOR_STUDIES=1`` watches
+them too; ``tabs-assets register experiments/studies/X.yaml`` registers one by hand.
+"""
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
@@ -11,12 +19,25 @@ from tabs_assets.orchestration.partitions import config_partitions, study_partit
 from tabs_assets.orchestration.registration import Registered, register_file, yaml_files
 from tabs_assets.orchestration.resources import StoreResource
 
+SENSOR_STUDIES_ENV = "TABS_ASSETS_SENSOR_STUDIES"
+EXAMPLE_STUDIES_DIR = "studies"
+
+
+def watched_files() -> list[Path]:
+    """The YAML files the sensor registers: the watched folder minus ``studies/`` (opt in)."""
+    root = settings.experiments_dir()
+    files = yaml_files([root]) if root.is_dir() else []
+    if os.environ.get(SENSOR_STUDIES_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return files
+    return [p for p in files if p.relative_to(root).parts[0] != EXAMPLE_STUDIES_DIR]
+
 
 @sensor(
     name="experiments_sensor",
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Registers configs and studies added to or changed in experiments/.",
+    description="Registers configs and studies added to or changed in experiments/ "
+    "(the example studies in experiments/studies/ only with TABS_ASSETS_SENSOR_STUDIES=1).",
 )
 def experiments_sensor(
     context: SensorEvaluationContext, store: StoreResource
@@ -24,7 +45,7 @@ def experiments_sensor(
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     registered = Registered()
     current: dict[str, str] = {}
-    for path in yaml_files([settings.experiments_dir()]):
+    for path in watched_files():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         current[str(path)] = digest
         if seen.get(str(path)) == digest:
