@@ -74,10 +74,12 @@ def start_dagster(stack: Services) -> DagsterGraphQLClient:
     return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
 
 
-def launch_and_wait(client: DagsterGraphQLClient, stack: Services, partition_key: str) -> str:
-    """Submit the config graph of one partition; wait until the run succeeded."""
+def launch_and_wait(
+    client: DagsterGraphQLClient, stack: Services, partition_key: str, job: str = JOB
+) -> str:
+    """Submit ``job`` (default: the config graph) for one partition; wait until it succeeded."""
     started = time.monotonic()
-    run_id = client.submit_job_execution(JOB, tags={"dagster/partition": partition_key})
+    run_id = client.submit_job_execution(job, tags={"dagster/partition": partition_key})
 
     def finished() -> Any:
         status = client.get_run_status(run_id)

@@ -329,3 +329,27 @@ def study_report(context: AssetExecutionContext, study_table: StoredInput) -> Ou
         )
 
     return run_cached(context, target, compute)
+
+
+def members_changed_since_table(instance: Any, record: StudyRecord) -> list[str]:
+    """Members whose ``member_asset`` was materialized after the study's latest table.
+
+    Dagster cannot map one study partition to its own member partitions (a partition mapping
+    between two dynamic partition sets is one-to-one or all-to-all), so the study's staleness
+    is read from the event log: what changed among exactly this study's members.
+    """
+    from dagster import AssetKey, AssetRecordsFilter
+
+    def latest(asset_name: str, partitions: list[str], after: float | None = None) -> list[Any]:
+        records_filter = AssetRecordsFilter(
+            asset_key=AssetKey(asset_name), asset_partitions=partitions, after_timestamp=after
+        )
+        return instance.fetch_materializations(
+            records_filter, limit=max(1, len(partitions))
+        ).records
+
+    tables = latest("study_table", [record.key])
+    if not tables:
+        return []
+    changed = latest(record.study.report.member_asset, record.member_keys, tables[0].timestamp)
+    return sorted({r.partition_key for r in changed})

@@ -1,0 +1,168 @@
+"""Issue #13: a study is one Dagster action, members reported to the instance, truthful lineage."""
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from dagster import AssetKey, DagsterInstance
+
+from tabs_assets.config.loading import resolve_config
+from tabs_assets.orchestration.assets.studies import members_changed_since_table
+from tabs_assets.orchestration.cli import main
+from tabs_assets.orchestration.graph import entry_address, study_store_key
+from tabs_assets.orchestration.registration import add_partitions, register_file
+from tabs_assets.orchestration.registry import Registry
+from tabs_assets.orchestration.runs import materialize_partition, run_study
+from tabs_assets.orchestration.store import Store
+from tabs_assets.orchestration.study_run import member_plan, shard_members
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
+from tabs_assets_tests.services import service_env, services
+from tabs_assets_tests.test_services import launch_and_wait, start_dagster
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Using variable_values and operation_name:DeprecationWarning"
+)
+
+
+def study_file(directory: Path, name: str, seeds: list[int]) -> Path:
+    """A study whose members share one classifier and flow (they differ in explanation seed)."""
+    write_config(directory, "base", FAST_OVERRIDES)
+    path = directory / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "study": {
+                    "name": name,
+                    "base": ["base.yaml"],
+                    "seeds": {"keys": ["explanation.seed"], "values": seeds},
+                    "report": {"rows": ["dataset"], "columns": ["explainer"]},
+                }
+            }
+        )
+    )
+    return path
+
+
+def register_study(project_env: dict[str, Path], path: Path) -> str:
+    registered = register_file(Registry(project_env["store"]), path)
+    add_partitions(DagsterInstance.get(), registered)
+    return registered.studies[0]
+
+
+def materialized_partitions(instance: DagsterInstance, asset: str) -> set[str]:
+    return set(instance.get_materialized_partitions(AssetKey(asset)))
+
+
+def test_member_plan_follows_what_a_config_uses(fast_config: Any) -> None:
+    assert member_plan("explanation_metrics", fast_config) == [
+        "dataset",
+        "classifier",
+        "generative_model",
+        "counterfactual_paths",
+        "reference_density",
+        "explanation_metrics",
+    ]
+    overrides = {"name": "w", **FAST_OVERRIDES, "explainer.method": "wachter"}
+    wachter = resolve_config([], overrides).config
+    assert "generative_model" not in member_plan("explanation_metrics", wachter)
+    assert member_plan("counterfactual_paths", wachter) == [
+        "dataset",
+        "classifier",
+        "counterfactual_paths",
+    ]
+
+
+@pytest.mark.integration
+def test_study_run_reports_members_and_caches_them(project_env: dict[str, Path]) -> None:
+    path = study_file(project_env["experiments"], "shared", [1, 2, 3])
+    key = register_study(project_env, path)
+    registry = Registry(project_env["store"])
+    record = registry.study(key)
+    # Members that share their models stay together when split into shards.
+    shards = shard_members(registry, record.member_keys, 2, "explanation_metrics")
+    assert sorted(k for shard in shards for k in shard) == sorted(record.member_keys)
+
+    result = run_study(key)
+    assert result.success
+    instance = DagsterInstance.get()
+    # Every member's results are materializations of its own partition, with the store key as
+    # data version, although the study ran them in one step.
+    assert materialized_partitions(instance, "explanation_metrics") == set(record.member_keys)
+    assert materialized_partitions(instance, "counterfactual_paths") == set(record.member_keys)
+    event = instance.get_latest_materialization_event(AssetKey("counterfactual_paths"))
+    member = event.asset_materialization.partition
+    store = Store(project_env["store"])
+    _, paths_key = entry_address("counterfactual_paths", registry.config(member))
+    assert event.asset_materialization.tags["dagster/data_version"] == paths_key
+    # The shared classifier was trained once for three members.
+    assert len([e for e in store.entries() if e.asset == "classifier"]) == 1
+    statuses = {
+        e.materialization.asset_key.path[-1]: e.materialization.metadata["cache"].value
+        for e in result.get_asset_materialization_events()
+        if e.materialization.partition == key
+    }
+    assert statuses == {"study_members": "miss", "study_table": "miss", "study_report": "miss"}
+
+    again = run_study(key)
+    assert again.success
+    member_events = [
+        e for e in again.get_asset_materialization_events() if e.materialization.partition != key
+    ]
+    assert member_events == []  # nothing of a member ran again
+    report_key = study_store_key("study_report", record.study, record.member_configs(registry))
+    report = (store.entry_path("study_report", report_key) / "report.md").read_text()
+    assert "# Study report: shared" in report and "3 member configs" in report
+
+
+@pytest.mark.integration
+def test_rematerializing_a_member_makes_only_its_study_stale(project_env: dict[str, Path]) -> None:
+    first = register_study(project_env, study_file(project_env["experiments"], "first", [1, 2]))
+    second = register_study(project_env, study_file(project_env["experiments"], "second", [1, 2]))
+    registry = Registry(project_env["store"])
+    instance = DagsterInstance.get()
+    for key in (first, second):
+        assert run_study(key).success
+        assert members_changed_since_table(instance, registry.study(key)) == []
+
+    member = registry.study(first).member_keys[0]
+    forced = materialize_partition(member, "explanation_metrics", force=["explanation_metrics"])
+    assert forced.success
+    assert members_changed_since_table(instance, registry.study(first)) == [member]
+    assert members_changed_since_table(instance, registry.study(second)) == []
+    listing = CliRunner().invoke(main, ["list"])
+    assert listing.exit_code == 0, listing.output
+    assert f"stale: 1 member(s) re-materialized since the study table (e.g. {member})" in (
+        listing.output
+    )
+    # Running the study again brings it up to date (everything is a cache hit).
+    assert run_study(first).success
+    assert members_changed_since_table(instance, registry.study(first)) == []
+
+
+@pytest.mark.integration
+def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tmp_path) -> None:
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    key = register_study(project_env, study_file(project_env["experiments"], "served", [1, 2]))
+    env = service_env({"TABS_ASSETS_EXECUTOR": "in_process"}, drop=["MLFLOW_TRACKING_URI"])
+    with services(tmp_path / "logs", env) as stack:
+        client = start_dagster(stack)
+        run_id = launch_and_wait(client, stack, key, job="study")
+    instance = DagsterInstance.get()
+    registry = Registry(project_env["store"])
+    record = registry.study(key)
+    assert materialized_partitions(instance, "explanation_metrics") == set(record.member_keys)
+    for asset in ("study_members", "study_table", "study_report"):
+        assert materialized_partitions(instance, asset) == {key}
+    run_ids = {
+        e.run_id
+        for asset in ("explanation_metrics", "study_report")
+        for e in instance.fetch_materializations(AssetKey(asset), limit=10).records
+    }
+    assert run_ids == {run_id}  # members and report came from the one launched run
+    store = Store(project_env["store"])
+    members = record.member_configs(registry)
+    for asset in ("study_table", "study_report"):
+        assert store.lookup(asset, study_store_key(asset, record.study, members)) is not None
