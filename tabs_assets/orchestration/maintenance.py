@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tabs_assets.config.experiment import ExperimentConfig
-from tabs_assets.orchestration.graph import NODES, entry_address, study_store_key
+from tabs_assets.orchestration.graph import NODES, STUDY_SOURCES, entry_address, study_store_key
 from tabs_assets.orchestration.registry import BrokenRecord, Registry, RegistryScan
 from tabs_assets.orchestration.store import GcItem, GcPlan, Store
 
-STUDY_ASSETS = ("study_table", "study_report")
+STUDY_ASSETS = tuple(STUDY_SOURCES)  # study_members, study_table, study_report
 
 
 def config_addresses(config: ExperimentConfig) -> set[tuple[str, str]]:
