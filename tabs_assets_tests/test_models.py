@@ -15,12 +15,13 @@ from tabs_assets.config.models import (
     PathRegularizationConfig,
     TrainingConfig,
     VaeConfig,
+    resolve_batch_size,
 )
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
 from tabs_assets.science.models.autoencoders import Autoencoder, Vae
 from tabs_assets.science.models.classifier import MLPClassifier
-from tabs_assets.science.models.data import TensorBatches, resolve_batch_size, training_batches
+from tabs_assets.science.models.data import TensorBatches, training_batches
 from tabs_assets.science.models.lightning_modules import ClassifierModule
 from tabs_assets.science.models.nice import Nice
 from tabs_assets.science.models.trained import TrainedModel

@@ -11,6 +11,13 @@ from tabs_assets.config.losses import GeneralValidityLoss, ValidityLossConfig
 BATCHES_PER_EPOCH = 20
 
 
+def resolve_batch_size(n_train: int, batch_size: int | None) -> int:
+    """The configured batch size, or ceil(n_train / BATCHES_PER_EPOCH) when it is None."""
+    if batch_size is not None:
+        return batch_size
+    return max(1, -(-n_train // BATCHES_PER_EPOCH))
+
+
 class TrainingConfig(StrictModel):
     """Seeded Lightning training with early stopping; the best validation weights are kept."""
 

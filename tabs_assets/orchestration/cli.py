@@ -185,32 +185,6 @@ def _resolve_target(target: str, overrides: Sequence[str]) -> ResolvedConfig:
     return resolve_config([], {**record["config"], **dict(map(parse_override, overrides))})
 
 
-def derived_values(config: Any, store: Store) -> dict[str, Any] | None:
-    """Values taken from the data, once the dataset is in the store (else None)."""
-    from math import ceil
-
-    from tabs_assets.config.models import BATCHES_PER_EPOCH
-    from tabs_assets.science.datasets.prepared import PreparedDataset
-
-    entry = store.lookup(*entry_address("dataset", config))
-    if entry is None:
-        return None
-    data = PreparedDataset.load(entry.path)
-    train_x, _ = data.split_arrays("train")
-    n_train = len(train_x)
-    values: dict[str, Any] = {
-        "input_dim": data.input_dim,
-        "n_classes": data.n_classes,
-        "training_max_point": [round(float(v), 4) for v in train_x.max(0)],
-    }
-    for model in ("classifier", "generative_model", "reference_density"):
-        training = getattr(config, model).training
-        values[f"{model}.training.batch_size"] = training.batch_size or ceil(
-            n_train / BATCHES_PER_EPOCH
-        )
-    return values
-
-
 @main.command(name="config-reference")
 def config_reference_command() -> None:
     """Print every config key with its default and meaning (Markdown)."""
@@ -237,6 +211,8 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
     for key, value in flat.items():
         click.echo(f"{key:{width}}  {value!s:28}  # {resolved.sources.get(key, 'default')}")
     store = _store()
+    from tabs_assets.orchestration.derived import derived_values
+
     derived = derived_values(resolved.config, store)
     click.echo("# derived from the data (highest precedence):")
     if derived is None:

@@ -5,20 +5,13 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from tabs_assets.config.models import BATCHES_PER_EPOCH, TrainingConfig
+from tabs_assets.config.models import TrainingConfig, resolve_batch_size
 from tabs_assets.science.datasets.prepared import PreparedDataset, SplitName
 
 # Validation/test rows per forward pass: the whole split in one pass for every built-in data set.
 EVAL_BATCH_ROWS = 65_536
 
 Batch = tuple[torch.Tensor, ...]
-
-
-def resolve_batch_size(n_train: int, batch_size: int | None) -> int:
-    """The configured batch size, or ceil(n_train / BATCHES_PER_EPOCH) when it is None."""
-    if batch_size is not None:
-        return batch_size
-    return max(1, math.ceil(n_train / BATCHES_PER_EPOCH))
 
 
 class TensorBatches:

@@ -26,12 +26,12 @@ from tabs_assets.config.models import (
     ReferenceDensityConfig,
     TrainingConfig,
     VaeConfig,
+    resolve_batch_size,
 )
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.models.data import (
     EVAL_BATCH_ROWS,
     evaluation_batches,
-    resolve_batch_size,
     split_tensors,
     training_batches,
 )
