@@ -285,7 +285,7 @@ class TrackingResource(ConfigurableResource):
                 if n_train is None:
                     del out[key]  # logged once known: MLflow params cannot change
                 else:
-                    from tabs_assets.science.models.data import resolve_batch_size
+                    from tabs_assets.config.models import resolve_batch_size
 
                     out[key] = resolve_batch_size(n_train, None)
         return out
