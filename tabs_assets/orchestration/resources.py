@@ -53,6 +53,7 @@ class StoreResource(ConfigurableResource):
 
 def _run_of(context: InitResourceContext) -> tuple[str | None, Any]:
     try:
-        return context.run_id, context.instance
+        run = context.run
+        return (run.run_id if run is not None else None), context.instance
     except Exception:  # a sensor or a test context: no run
         return None, None
