@@ -533,3 +533,33 @@ def test_paths_save_and_load(tmp_path) -> None:
         for name in ("inputs", "sources", "targets", "points", "logits", "predictions"):
             assert torch.equal(getattr(loaded, name), getattr(paths, name))
         assert (loaded.latents is None) == (paths.latents is None)
+
+
+def test_what_a_method_can_do_is_data_on_its_config() -> None:
+    """The pipeline reads capabilities from the configs; each method has a search."""
+    import typing
+
+    from tabs_assets.config.models import (
+        AutoencoderConfig,
+        NiceConfig,
+        PathRegularizationConfig,
+        ReferenceDensityConfig,
+        VaeConfig,
+    )
+    from tabs_assets.science.explainers import _SEARCHES
+
+    classes = typing.get_args(typing.get_args(ExplainerConfig)[0])
+    assert {c.model_fields["method"].default for c in classes} == set(_SEARCHES)
+    capabilities = {
+        c().method: (c.needs_generative_model, c.works_in_latent_space, c().label) for c in classes
+    }
+    assert capabilities == {
+        "latent_shift": (True, True, "latent_shift"),
+        "revise": (True, True, "revise"),
+        "wachter": (False, False, "wachter"),
+    }
+    assert ReviseConfig(distance_weight=0.25).label == "revise+l1(0.25)"
+    regularized = NiceConfig(path_regularization=PathRegularizationConfig(path_loss="max_point"))
+    assert (regularized.path_regularized, regularized.label) == (True, "nice+max_point")
+    for plain in (NiceConfig(), ReferenceDensityConfig(), AutoencoderConfig(), VaeConfig()):
+        assert not plain.path_regularized and plain.label == plain.kind

@@ -1,6 +1,6 @@
 """Explainer configs (SCIENCE.md §4). Every explainer returns S = n_steps + 1 points."""
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,25 @@ class ThresholdSearchConfig(StrictModel):
     growth: float = Field(1.5, gt=1, description="multiplicative growth of lambda per try")
 
 
-class LatentShiftConfig(StrictModel):
+class BaseExplainerConfig(StrictModel):
+    """What an explainer can do, as data: the pipeline reads these, never the config's type.
+
+    Adding an explainer means a config here (with its capabilities) and its search in
+    ``science/explainers.py``; the asset graph, the trainers and the reports follow.
+    """
+
+    needs_generative_model: ClassVar[bool] = True
+    """The paths need a trained generative model (an upstream asset)."""
+    works_in_latent_space: ClassVar[bool] = True
+    """The search moves latents z that are decoded to points; False: it moves the points."""
+
+
+def _descent_label(method: str, distance_weight: float) -> str:
+    """Short readable name for reports: method+l1(lambda_d) when there is a distance term."""
+    return method + (f"+l1({distance_weight:g})" if distance_weight else "")
+
+
+class LatentShiftConfig(BaseExplainerConfig):
     """One gradient at z0 = E(x); z_i = z0 - i * step_size * g."""
 
     method: Literal["latent_shift"] = "latent_shift"
@@ -36,8 +54,12 @@ class LatentShiftConfig(StrictModel):
     threshold_search: ThresholdSearchConfig | None = None
     source: SourceMode = "initial"
 
+    @property
+    def label(self) -> str:
+        return self.method
 
-class ReviseConfig(StrictModel):
+
+class ReviseConfig(BaseExplainerConfig):
     """Gradient descent in latent space with an L1 distance term to the input."""
 
     method: Literal["revise"] = "revise"
@@ -52,9 +74,16 @@ class ReviseConfig(StrictModel):
     gradient_every: int = Field(1, ge=1, description="k: a new gradient every k steps")
     source: SourceMode = "initial"
 
+    @property
+    def label(self) -> str:
+        return _descent_label(self.method, self.distance_weight)
 
-class WachterConfig(StrictModel):
+
+class WachterConfig(BaseExplainerConfig):
     """The same descent directly in input space (no generative model)."""
+
+    needs_generative_model: ClassVar[bool] = False
+    works_in_latent_space: ClassVar[bool] = False
 
     method: Literal["wachter"] = "wachter"
     step_size: float = Field(0.01, gt=0)
@@ -65,6 +94,10 @@ class WachterConfig(StrictModel):
     optimizer: Literal["sgd", "adam"] = "sgd"
     gradient_every: int = Field(1, ge=1)
     source: SourceMode = "initial"
+
+    @property
+    def label(self) -> str:
+        return _descent_label(self.method, self.distance_weight)
 
 
 ExplainerConfig = Annotated[

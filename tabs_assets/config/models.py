@@ -60,7 +60,16 @@ class PathRegularizationConfig(StrictModel):
     detach_latents: bool = Field(True, description="only the decoder path is shaped")
 
 
-class NiceConfig(StrictModel):
+class BaseGenerativeConfig(StrictModel):
+    """What a generative model is, as data: the pipeline reads these, never the config's type."""
+
+    @property
+    def path_regularized(self) -> bool:
+        """Trained with the explainers' path loss (needs the classifier upstream, §5)."""
+        return False
+
+
+class NiceConfig(BaseGenerativeConfig):
     """NICE normalizing flow: additive couplings + diagonal scaling, latent width = D."""
 
     kind: Literal["nice"] = "nice"
@@ -70,8 +79,18 @@ class NiceConfig(StrictModel):
     path_regularization: PathRegularizationConfig | None = None
     training: TrainingConfig = TrainingConfig()
 
+    @property
+    def path_regularized(self) -> bool:
+        return self.path_regularization is not None
 
-class AutoencoderConfig(StrictModel):
+    @property
+    def label(self) -> str:
+        """Short readable name for report rows and columns: kind(+path loss)."""
+        regularization = self.path_regularization
+        return self.kind + (f"+{regularization.path_loss}" if regularization else "")
+
+
+class AutoencoderConfig(BaseGenerativeConfig):
     """Deterministic autoencoder."""
 
     kind: Literal["ae"] = "ae"
@@ -79,8 +98,12 @@ class AutoencoderConfig(StrictModel):
     hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     training: TrainingConfig = TrainingConfig()
 
+    @property
+    def label(self) -> str:
+        return self.kind
 
-class VaeConfig(StrictModel):
+
+class VaeConfig(BaseGenerativeConfig):
     """VAE with beta-weighted KL; the mean is used at evaluation time."""
 
     kind: Literal["vae"] = "vae"
@@ -88,6 +111,10 @@ class VaeConfig(StrictModel):
     hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     beta: float = Field(1.0, gt=0)
     training: TrainingConfig = TrainingConfig()
+
+    @property
+    def label(self) -> str:
+        return self.kind
 
 
 GenerativeModelConfig = Annotated[

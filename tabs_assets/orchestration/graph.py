@@ -117,7 +117,7 @@ def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def _flow_regularized(config: ExperimentConfig) -> bool:
-    return getattr(config.generative_model, "path_regularization", None) is not None
+    return config.generative_model.path_regularized
 
 
 def _generative_upstream(config: ExperimentConfig) -> tuple[str, ...]:
@@ -125,7 +125,7 @@ def _generative_upstream(config: ExperimentConfig) -> tuple[str, ...]:
 
 
 def _paths_upstream(config: ExperimentConfig) -> tuple[str, ...]:
-    if config.explainer.method == "wachter":
+    if not config.explainer.needs_generative_model:
         return ("dataset", "classifier")
     return ("dataset", "classifier", "generative_model")
 

@@ -58,7 +58,7 @@ class Codec(Protocol):
 
 
 class InputSpace(nn.Module):
-    """The identity codec: Wachter's descent runs directly in input space."""
+    """The identity codec of explainers that do not work in latent space (Wachter)."""
 
     def encode(self, x: Tensor) -> Tensor:
         return x
@@ -362,10 +362,18 @@ def _descent(
     return torch.stack(latents)
 
 
+# The search of each explainer.method (what each can do is on its config: config/explainers.py).
+_SEARCHES: dict[str, Callable[..., Tensor]] = {
+    "latent_shift": _latent_shift,
+    "revise": _descent,
+    "wachter": _descent,
+}
+
+
 def _codec(explainer: ExplainerConfig, generative: nn.Module | None) -> Codec:
     """The generative model, or the identity for input-space explainers."""
-    if isinstance(explainer, WachterConfig):
-        return InputSpace()  # Wachter ignores any generative model: it works in input space
+    if not explainer.works_in_latent_space:
+        return InputSpace()  # e.g. Wachter: any generative model is ignored
     if generative is None:
         raise ValueError(f"explainer.method = {explainer.method!r} needs a generative model")
     return generative  # type: ignore[return-value]
@@ -388,7 +396,7 @@ def path_latents(
     path-regularized training; otherwise the result is detached.
     """
     codec = _codec(explainer, generative)
-    compute = _latent_shift if isinstance(explainer, LatentShiftConfig) else _descent
+    compute = _SEARCHES[explainer.method]
     return compute(inputs, sources, targets, classifier, codec, explainer, loss, differentiable)
 
 
@@ -465,7 +473,7 @@ def _explain_chunk(
     seconds = time.perf_counter() - start
     with torch.no_grad():
         logits = classifier(points)
-    in_latent_space = not isinstance(explainer, WachterConfig)
+    in_latent_space = explainer.works_in_latent_space
     return _Chunk(
         sources=sources.cpu(),
         points=points.cpu(),
@@ -503,7 +511,7 @@ def explain(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     device = device or default_device()
-    if isinstance(explainer, WachterConfig):
+    if not explainer.needs_generative_model:
         generative = None
     n_rows = len(inputs)
     largest_target = int(targets.max()) if n_rows else -1  # checked against C without a sync

@@ -21,17 +21,13 @@ PERCENT_METRICS = {"validity_rate", "validity_rate_last", "ynn", "cf_ynn"}
 def standard_labels(config: ExperimentConfig) -> dict[str, Any]:
     """Readable labels of a member config: what report rows and columns group by."""
     dataset = config.dataset
-    generative = config.generative_model
-    regularization = getattr(generative, "path_regularization", None)
-    explainer = config.explainer
-    distance = getattr(explainer, "distance_weight", 0.0)
     return {
         "dataset": f"{dataset.kind}:{dataset.name}" if dataset.kind == "sklearn" else dataset.kind,
-        "generative": generative.kind + (f"+{regularization.path_loss}" if regularization else ""),
-        "explainer": explainer.method + (f"+l1({distance:g})" if distance else ""),
+        "generative": config.generative_model.label,
+        "explainer": config.explainer.label,
         "loss": config.loss.label,
         "loss_weight": getattr(config.loss, "weight", math.nan),
-        SEED_LABEL: generative.training.seed,
+        SEED_LABEL: config.generative_model.training.seed,
     }
 
 

@@ -27,11 +27,6 @@ def epoch_logger(log: RunLog, asset: str, max_epochs: int | None = None) -> Call
     return epoch_progress(log, asset, max_epochs)
 
 
-def _max_epochs(spec: Any) -> int | None:
-    training = getattr(spec, "training", None)
-    return getattr(training, "max_epochs", None)
-
-
 def _model_report(model: Any, title: str) -> Computed:
     from tabs_assets.science.plotting.models import learning_curves_figure
     from tabs_assets.science.plotting.style import figure_bytes
@@ -82,8 +77,8 @@ def generative_model(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> C
     from tabs_assets.science.models.training import train_generative_model
 
     spec = config.generative_model
-    on_epoch_end = epoch_logger(log, "generative_model", _max_epochs(spec))
-    if getattr(spec, "path_regularization", None) is not None:
+    on_epoch_end = epoch_logger(log, "generative_model", spec.training.max_epochs)
+    if spec.path_regularized:
         from tabs_assets.science.models.path_regularized import train_path_regularized_nice
 
         frozen = inputs["classifier"].build()
@@ -104,6 +99,8 @@ def reference_density(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> 
     model = train_generative_model(
         inputs["dataset"],
         config.reference_density,
-        on_epoch_end=epoch_logger(log, "reference_density", _max_epochs(config.reference_density)),
+        on_epoch_end=epoch_logger(
+            log, "reference_density", config.reference_density.training.max_epochs
+        ),
     )
     return _model_report(model, "Reference NICE learning curves")

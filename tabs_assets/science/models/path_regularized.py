@@ -13,7 +13,6 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from tabs_assets.config.explainers import WachterConfig
 from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.explainers import path_latents
@@ -71,10 +70,10 @@ class PathRegularizedFlowModule(FlowModule):
         seed: int,
     ) -> None:
         super().__init__(model, learning_rate)
-        if isinstance(config.explainer, WachterConfig):
+        if not config.explainer.works_in_latent_space:
             raise ValueError(
-                "path_regularization.explainer: wachter paths do not go through the flow; "
-                "use latent_shift or revise"
+                f"path_regularization.explainer: {config.explainer.method} paths do not go "
+                "through the flow; use latent_shift or revise"
             )
         # Held outside the module tree: Lightning neither switches it to train mode nor
         # counts it as part of the model; path_terms moves it to the batch's device.

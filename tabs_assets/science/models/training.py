@@ -59,7 +59,13 @@ class FitResult:
 
 
 class BestWeights(Callback):
-    """Records one history row per epoch and copies the weights at each val_loss improvement."""
+    """Records one history row per epoch and copies the weights at each val_loss improvement.
+
+    An in-memory ``ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)``: it reads the
+    epoch means the module logged from ``trainer.callback_metrics`` as ModelCheckpoint does, but
+    keeps a CPU copy of the weights instead of writing a checkpoint file per improvement (the
+    trained model goes to the store; a training writes no files of its own).
+    """
 
     def __init__(self, on_epoch_end: EpochCallback | None = None) -> None:
         self.on_epoch_end = on_epoch_end
@@ -69,12 +75,10 @@ class BestWeights(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        assert isinstance(pl_module, EpochMeanModule)
-        row = {
-            "epoch": trainer.current_epoch,
-            "train_loss": pl_module.epoch_train_loss(),
-            **pl_module.val_metrics,
-        }
+        # Here the training metrics are already reduced over the epoch, and the validation
+        # metrics are those of this epoch's validation pass (it runs before this hook).
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        row = {"epoch": trainer.current_epoch, "train_loss": metrics.pop("train_loss"), **metrics}
         self.history.append(row)
         # Strictly lower is better; min_delta only governs patience, not which weights are kept.
         if row.get("val_loss", math.inf) < self.best_loss:
@@ -220,23 +224,16 @@ def train_classifier(
     return trained
 
 
-def _generative_kind(config: GenerativeConfig) -> ModelKind:
-    # ReferenceDensityConfig subclasses NiceConfig: it is a plain NICE.
-    if isinstance(config, NiceConfig):
-        return "nice"
-    return config.kind
-
-
 def train_generative_model(
     data: PreparedDataset, config: GenerativeConfig, on_epoch_end: EpochCallback | None = None
 ) -> TrainedModel:
     """Train NICE (NLL), an AE (MSE) or a VAE (MSE + beta * KL) on the training features."""
-    if getattr(config, "path_regularization", None) is not None:
+    if config.path_regularized:
         raise NotImplementedError(
             "path regularization is trained by tabs_assets.science.models.path_regularized"
         )
     L.seed_everything(config.training.seed, verbose=False)
-    kind = _generative_kind(config)
+    kind: ModelKind = config.kind  # a ReferenceDensityConfig is a NICE: kind "nice"
     spec = _spec(config, data)
     model = build_module(kind, spec)
     lr = config.training.learning_rate
