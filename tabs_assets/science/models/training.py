@@ -59,13 +59,7 @@ class FitResult:
 
 
 class BestWeights(Callback):
-    """Records one history row per epoch and copies the weights at each val_loss improvement.
-
-    An in-memory ``ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)``: it reads the
-    epoch means the module logged from ``trainer.callback_metrics`` as ModelCheckpoint does, but
-    keeps a CPU copy of the weights instead of writing a checkpoint file per improvement (the
-    trained model goes to the store; a training writes no files of its own).
-    """
+    """Records one history row per epoch and copies the weights at each val_loss improvement."""
 
     def __init__(self, on_epoch_end: EpochCallback | None = None) -> None:
         self.on_epoch_end = on_epoch_end
@@ -75,10 +69,12 @@ class BestWeights(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Here the training metrics are already reduced over the epoch, and the validation
-        # metrics are those of this epoch's validation pass (it runs before this hook).
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-        row = {"epoch": trainer.current_epoch, "train_loss": metrics.pop("train_loss"), **metrics}
+        assert isinstance(pl_module, EpochMeanModule)
+        row = {
+            "epoch": trainer.current_epoch,
+            "train_loss": pl_module.epoch_train_loss(),
+            **pl_module.val_metrics,
+        }
         self.history.append(row)
         # Strictly lower is better; min_delta only governs patience, not which weights are kept.
         if row.get("val_loss", math.inf) < self.best_loss:
