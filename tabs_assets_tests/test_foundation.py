@@ -295,6 +295,40 @@ def test_register_is_idempotent_and_show_config_names_sources(project_env) -> No
     assert "# default" in lines["classifier.hidden"]
 
 
+def test_show_config_of_a_partition_key_keeps_its_sources_and_parses_overrides(
+    project_env,
+) -> None:
+    """A registered config shows where each value came from at registration; -o is YAML."""
+    path = write_config(project_env["experiments"], "keyed", SMALL)
+    runner = CliRunner()
+    assert runner.invoke(main, ["register", str(path)]).exit_code == 0
+    [key] = Registry(project_env["store"]).config_keys()
+
+    def shown(*overrides: str) -> tuple[str, dict[str, str]]:
+        result = runner.invoke(main, ["show-config", key, *overrides])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        return lines[0], {line.split()[0]: line for line in lines if line[:1] != "#"}
+
+    header, lines = shown()
+    assert header == f"# partition key: {key}"
+    assert lines["dataset.n_points"].split()[1:] == ["4000", "#", "file:", str(path)]
+    assert lines["classifier.hidden"].endswith("# default")
+    assert not any("override (-o)" in line for line in lines.values())
+
+    header, lines = shown("-o", "classifier.hidden=[5]", "-o", "classifier.dropout=0.25")
+    assert header != f"# partition key: {key}"  # another config
+    assert lines["classifier.hidden"].split() == [
+        "classifier.hidden",
+        "[5]",
+        "#",
+        "override",
+        "(-o)",
+    ]
+    assert lines["classifier.dropout"].split()[1:] == ["0.25", "#", "override", "(-o)"]
+    assert lines["dataset.n_points"].endswith(f"# file: {path}")
+
+
 def test_every_asset_module_is_part_of_its_cache_key() -> None:
     """Editing the compute function of an asset must change that asset's key."""
     import re

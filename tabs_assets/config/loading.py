@@ -378,9 +378,14 @@ def resolve_config(
     files: Sequence[Path] = (),
     overrides: Sequence[str] | Mapping[str, Any] = (),
     origin: str | None = None,
+    base: ResolvedConfig | None = None,
 ) -> ResolvedConfig:
-    """Merge ``files`` in order, apply dotted ``overrides``, validate, and record sources."""
-    raw: dict[str, Any] = {}
+    """Merge ``files`` in order, apply dotted ``overrides``, validate, and record sources.
+
+    ``base``: start from an already resolved config (a registered one) and keep the sources it
+    recorded for every value that ``files`` and ``overrides`` leave alone.
+    """
+    raw: dict[str, Any] = base.config.model_dump(mode="json") if base else {}
     layers: list[tuple[str, dict[str, Any]]] = []
     for path in files:
         data = absolute_data_path(read_yaml(Path(path)), Path(path).absolute().parent)
@@ -398,4 +403,8 @@ def resolve_config(
     layers.append((OVERRIDE_SOURCE, override_layer))
     config = validate_model(ExperimentConfig, raw, origin or ", ".join(map(str, files)) or "-o")
     sources = {path: _source_of(path, layers) for path in flatten(config.model_dump(mode="json"))}
+    if base is not None:
+        for path, source in sources.items():
+            if source == DEFAULT_SOURCE:
+                sources[path] = base.sources.get(path, DEFAULT_SOURCE)
     return ResolvedConfig(config=config, sources=sources)

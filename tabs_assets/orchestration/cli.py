@@ -12,7 +12,6 @@ from tabs_assets.config.loading import (
     ConfigError,
     ResolvedConfig,
     flatten,
-    parse_override,
     resolve_config,
 )
 from tabs_assets.config.study import is_study_file
@@ -181,8 +180,7 @@ def _resolve_target(target: str, overrides: Sequence[str]) -> ResolvedConfig:
         if is_study_file(path):
             _fail(f"{path} is a study; show one of its members by partition key instead")
         return resolve_config([path], overrides)
-    record = _registry().config_record(target)
-    return resolve_config([], {**record["config"], **dict(map(parse_override, overrides))})
+    return resolve_config([], overrides, origin=target, base=_registry().resolved(target))
 
 
 @main.command(name="config-reference")

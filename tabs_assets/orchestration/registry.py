@@ -155,6 +155,11 @@ class Registry:
     def config_record(self, key: str) -> dict[str, Any]:
         return self._record(self.configs_dir, key, "config")
 
+    def resolved(self, key: str) -> ResolvedConfig:
+        """The registered config with the sources recorded when it was registered."""
+        sources = self.config_record(key).get("sources")
+        return ResolvedConfig(self.config(key), dict(sources) if isinstance(sources, dict) else {})
+
     def study(self, key: str) -> StudyRecord:
         record = self._record(self.studies_dir, key, "study")
         path = self.studies_dir / f"{key}.json"
