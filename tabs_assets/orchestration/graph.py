@@ -136,6 +136,7 @@ EXPLAINER_SOURCES = (
     "config/explainers.py",
     "config/losses.py",
     "science/explainers.py",
+    "science/evaluation.py",
     "science/losses.py",
     "orchestration/assets/explanations.py",
 )
@@ -196,7 +197,12 @@ NODES: dict[str, Node] = {
         Node(
             "explanation_metrics",
             1,
-            ("config/experiment.py", "science/metrics.py", "orchestration/assets/explanations.py"),
+            (
+                "config/experiment.py",
+                "science/metrics.py",
+                "science/evaluation.py",
+                "orchestration/assets/explanations.py",
+            ),
             lambda c: {"metrics": c.metrics},
             ("counterfactual_paths", "reference_density", "dataset", "classifier"),
             "Validity, time per step, NLL, crossings, L1/LOF AUC over the whole split (§6).",

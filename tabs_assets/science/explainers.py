@@ -21,8 +21,7 @@ subgradient stays available as ``distance: l1_subgradient``.
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +40,7 @@ from tabs_assets.config.explainers import (
     WachterConfig,
 )
 from tabs_assets.config.losses import ValidityLossConfig
+from tabs_assets.science.evaluation import evaluating
 from tabs_assets.science.losses import pick, validity_loss
 
 TENSORS_FILE = "paths.safetensors"
@@ -413,29 +413,6 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _module_device(module: nn.Module) -> torch.device | None:
-    parameter = next(iter(module.parameters()), None)
-    return None if parameter is None else parameter.device
-
-
-@contextmanager
-def _evaluating(module: nn.Module | None, device: torch.device) -> Iterator[None]:
-    """Eval mode on ``device`` for the duration; restores every submodule's mode and the device."""
-    if module is None:
-        yield
-        return
-    modes = [(child, child.training) for child in module.modules()]
-    original = _module_device(module)
-    module.to(device).eval()
-    try:
-        yield
-    finally:
-        for child, training in modes:
-            child.training = training
-        if original is not None and original != device:
-            module.to(original)
-
-
 @dataclass
 class _Chunk:
     sources: Tensor
@@ -518,7 +495,7 @@ def explain(
     if n_rows and int(targets.min()) < 0:
         raise ValueError(f"targets must be class indices >= 0, got {int(targets.min())}")
     chunks: list[_Chunk] = []
-    with _evaluating(classifier, device), _evaluating(generative, device):
+    with evaluating(classifier, generative, device=device):
         for begin in range(0, max(n_rows, 1), chunk_size):
             rows = slice(begin, begin + chunk_size)
             chunk_inputs = inputs[rows].to(device=device, dtype=torch.float32)

@@ -16,6 +16,7 @@ from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
 from torch import Tensor, nn
 
 from tabs_assets.config.experiment import MetricsConfig
+from tabs_assets.science.evaluation import evaluating, module_device
 from tabs_assets.science.explainers import CounterfactualPaths
 
 SPARSITY_TOLERANCE = 1e-4
@@ -127,19 +128,14 @@ def _mean(values: Tensor) -> float:
 @torch.no_grad()
 def row_nll(rows: Tensor, reference_density: nn.Module) -> Tensor:
     """NLL under the reference density of every row [N, D] (eval mode, in chunks): [N] float64."""
-    was_training = reference_density.training
-    reference_density.eval()
-    parameter = next(iter(reference_density.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    try:
+    device = module_device(reference_density)
+    with evaluating(reference_density):
         parts = [
             -reference_density.log_prob(rows[begin : begin + DENSITY_CHUNK_ROWS].to(device))
             .double()
             .cpu()
             for begin in range(0, len(rows), DENSITY_CHUNK_ROWS)
         ]
-    finally:
-        reference_density.train(was_training)
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
@@ -156,17 +152,11 @@ def min_distance_to(points: Tensor, mask: Tensor, anchor: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def _train_predictions(train_features: Tensor, train_labels: Tensor | nn.Module) -> Tensor:
-    if isinstance(train_labels, Tensor):
-        return train_labels.cpu().long()
-    parameter = next(iter(train_labels.parameters()), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = train_labels.training
-    train_labels.eval()
-    try:
-        return train_labels(train_features.to(device)).argmax(-1).cpu()
-    finally:
-        train_labels.train(was_training)
+def _train_predictions(train_features: Tensor, classifier: nn.Module | Tensor) -> Tensor:
+    if isinstance(classifier, Tensor):  # already its predictions
+        return classifier.cpu().long()
+    with evaluating(classifier):
+        return classifier(train_features.to(module_device(classifier))).argmax(-1).cpu()
 
 
 def ynn(
@@ -218,7 +208,7 @@ def path_metrics(
     paths: CounterfactualPaths,
     reference_density: nn.Module,
     train_features: Tensor,
-    train_labels: Tensor | nn.Module,
+    classifier: nn.Module | Tensor,
     x_max: Tensor,
     config: MetricsConfig,
     seed: int,
@@ -226,8 +216,8 @@ def path_metrics(
 ) -> dict[str, float | int]:
     """Every §6 metric of a set of paths, exact over all of them.
 
-    ``train_labels``: the classifier's predicted labels for ``train_features`` (normalised
-    training rows), or the classifier itself. ``lof``: precomputed ``path_lof_scores``.
+    ``classifier``: the classifier (yNN uses its labels of ``train_features``, the normalised
+    training rows), or those predicted labels themselves. ``lof``: precomputed ``path_lof_scores``.
     """
     n_steps_total = paths.points.shape[0]
     n_paths = paths.n_paths
@@ -239,7 +229,7 @@ def path_metrics(
         lof = path_lof_scores(paths, train_features, config, seed)
     first = first_valid_step(predictions, targets)[valid]
     counterfactuals = paths.points[first, valid.nonzero().squeeze(-1)]  # [N_valid, D]
-    train_predictions = _train_predictions(train_features, train_labels)
+    train_predictions = _train_predictions(train_features, classifier)
     ynn_values = ynn(
         counterfactuals, targets[valid], train_features, train_predictions, config.ynn_neighbors
     )
