@@ -7,7 +7,7 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
-from tabs_assets.orchestration.tables import markdown_table
+from tabs_assets.orchestration.markdown import markdown_table
 
 TRAINING_POOL = settings.training_pool()
 CONFUSION_PNG = "confusion_matrix.png"

@@ -178,7 +178,7 @@ def record_study_members(context: OpExecutionContext, shards: list) -> Output:
 
 
 def _member_table(record: StudyRecord) -> str:
-    from tabs_assets.orchestration.tables import markdown_table
+    from tabs_assets.orchestration.markdown import markdown_table
 
     labels = sorted({label for member in record.members for label in member["labels"]})
     rows = [
