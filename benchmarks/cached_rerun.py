@@ -68,7 +68,7 @@ def main() -> None:
     from dagster import DagsterInstance
 
     from tabs_assets.orchestration.definitions import CONFIG_ASSETS
-    from tabs_assets.orchestration.registration import add_partitions, register_file
+    from tabs_assets.orchestration.register_files import add_partitions, register_file
     from tabs_assets.orchestration.registry import Registry
     from tabs_assets.orchestration.runs import materialize_partition
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.orchestration.registration import add_partitions, register_file
+from tabs_assets.orchestration.register_files import add_partitions, register_file
 from tabs_assets.orchestration.registry import Registry
 
 REPO = Path(__file__).resolve().parents[1]

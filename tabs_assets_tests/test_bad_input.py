@@ -468,7 +468,7 @@ def test_yaml_1_2_floats_and_merge_keys_still_work(tmp_path) -> None:
 
 def test_shipped_configs_and_studies_are_accepted() -> None:
     from tabs_assets.config.study import expand_study
-    from tabs_assets.orchestration.registration import validate_file
+    from tabs_assets.orchestration.register_files import validate_file
 
     validate_file(REPO / "experiments" / "quickstart.yaml")
     for path in sorted((REPO / "experiments" / "studies").glob("*.yaml")):

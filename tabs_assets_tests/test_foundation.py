@@ -158,7 +158,7 @@ def _dagster_materialize(key: str, home: Path, store: Path) -> subprocess.Popen:
 
 
 def test_two_processes_materializing_one_key_compute_it_once(project_env, tmp_path) -> None:
-    from tabs_assets.orchestration.registration import add_partitions, register_file
+    from tabs_assets.orchestration.register_files import add_partitions, register_file
 
     path = write_config(project_env["experiments"], "race", SMALL)
     registered = register_file(Registry(project_env["store"]), path)

@@ -13,7 +13,7 @@ from tabs_assets.config.loading import resolve_config
 from tabs_assets.orchestration.assets.studies import members_changed_since_table
 from tabs_assets.orchestration.cli import main
 from tabs_assets.orchestration.graph import entry_address, study_store_key
-from tabs_assets.orchestration.registration import add_partitions, register_file
+from tabs_assets.orchestration.register_files import add_partitions, register_file
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.runs import materialize_partition, run_study
 from tabs_assets.orchestration.store import Store

@@ -69,7 +69,7 @@ def register(paths: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 
     Idempotent: registering the same content again changes nothing.
     """
-    from tabs_assets.orchestration.registration import (
+    from tabs_assets.orchestration.register_files import (
         Registered,
         add_partitions,
         record,
@@ -269,7 +269,7 @@ def quickstart() -> None:
     """Register experiments/quickstart.yaml and materialize its whole graph."""
     home = settings.ensure_dagster_home()
     path = settings.project_root() / QUICKSTART_FILE
-    from tabs_assets.orchestration.registration import add_partitions, register_file
+    from tabs_assets.orchestration.register_files import add_partitions, register_file
 
     registered = register_file(_registry(), path)
     add_partitions(_instance(), registered)
@@ -311,7 +311,7 @@ def study_run(target: str, shards: int, force: tuple[str, ...]) -> None:
 
     The same Dagster run as launching the study partition of the `study` job in the UI.
     """
-    from tabs_assets.orchestration.registration import add_partitions, register_file
+    from tabs_assets.orchestration.register_files import add_partitions, register_file
     from tabs_assets.orchestration.runs import run_study
 
     path = Path(target)

@@ -16,7 +16,7 @@ from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, 
 from tabs_assets.config.loading import ConfigError
 from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.partitions import config_partitions, study_partitions
-from tabs_assets.orchestration.registration import Registered, register_file, yaml_files
+from tabs_assets.orchestration.register_files import Registered, register_file, yaml_files
 from tabs_assets.orchestration.resources import StoreResource
 
 SENSOR_STUDIES_ENV = "TABS_ASSETS_SENSOR_STUDIES"

@@ -1,4 +1,6 @@
-"""Register config and study files: validate, store in the registry, add the partitions."""
+"""Registering files, the workflow: validate a config or study file, run the admission checks
+(``admission.py``), record it in the registry (``registry.py``, the records on disk) and add its
+Dagster partitions. Used by ``tabs-assets register``, the sensor and the tests."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
