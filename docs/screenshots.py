@@ -7,6 +7,7 @@ registers two small configs that differ only in the explainer (Latent Shift, REV
 materializes them, starts ``mlflow ui`` and ``dagster-webserver`` on 127.0.0.1 and saves
 
 - docs/images/mlflow_runs.png: the MLflow runs table of the config (parent) runs,
+- docs/images/mlflow_charts.png: the same runs as charts, one per metric,
 - docs/images/mlflow_compare.png: MLflow's compare view of the two configs,
 - docs/images/dagster_metadata.png: an asset partition's metadata in the Dagster UI.
 
@@ -169,7 +170,13 @@ def main() -> None:
         "TABS_ASSETS_DAGSTER_UI_URL": f"http://127.0.0.1:{dagster_port}",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+    home = root / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    template = REPO / "dagster.yaml"
+    settings_text = template.read_text() if template.is_file() else ""
+    if "nux:" not in settings_text:  # no "join the community" pop-up over the metadata
+        settings_text += "\nnux:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text(settings_text)
     keys = []
     for path in write_configs(root / "experiments"):
         overrides = [arg for item in OVERRIDES for arg in ("-o", item)]
@@ -230,8 +237,16 @@ def main() -> None:
         IMAGES.mkdir(parents=True, exist_ok=True)
         search = urllib.request.quote("tags.`tabs_assets.role` = 'partition'")
         screenshot(
-            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?searchFilter={search}",
+            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?searchFilter={search}"
+            f"&orderByKey={urllib.request.quote('metrics.`validity_rate`')}&orderByAsc=false",
             IMAGES / "mlflow_runs.png",
+            size="2400,700",
+        )
+        screenshot(
+            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?searchFilter={search}"
+            "&compareRunsMode=CHART",
+            IMAGES / "mlflow_charts.png",
+            size="1600,1100",
         )
         screenshot(
             f"{mlflow_url}/#/compare-runs?runs={urllib.request.quote(run_ids)}"
