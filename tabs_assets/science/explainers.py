@@ -129,17 +129,24 @@ class CounterfactualPaths:
         )
 
 
+def other_classes(sources: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
+    """The target rule t = (s + U{1..C-1}) mod C: a uniform class that is never the source.
+
+    The offsets are drawn on the CPU ``generator``, so they do not depend on the device.
+    """
+    offsets = torch.randint(1, n_classes, sources.shape, generator=generator)
+    return (sources + offsets.to(sources.device)) % n_classes
+
+
 def draw_targets(sources: Tensor, n_classes: int, seed: int) -> Tensor:
-    """t = (s + U{1..C-1}) mod C, from a generator seeded with ``seed``: never the source.
+    """The targets of explained points: ``other_classes`` from a generator seeded with ``seed``.
 
     Depends only on the sources and the seed, so every method and model of a study is compared
     on the same (point, target) pairs.
     """
     if n_classes < 2:
         raise ValueError(f"targets need at least 2 classes, got {n_classes}")
-    generator = torch.Generator().manual_seed(seed)
-    offsets = torch.randint(1, n_classes, (len(sources),), generator=generator)
-    return (sources.cpu().long() + offsets) % n_classes
+    return other_classes(sources.cpu().long(), n_classes, torch.Generator().manual_seed(seed))
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import path_latents
+from tabs_assets.science.explainers import other_classes, path_latents
 from tabs_assets.science.losses import pick, validity_loss
 from tabs_assets.science.models.lightning_modules import Batch, FlowModule
 from tabs_assets.science.models.nice import Nice
@@ -89,17 +89,13 @@ class PathRegularizedFlowModule(FlowModule):
         """The frozen classifier copy (eval mode, requires_grad False)."""
         return self._frozen[0]
 
-    def _other_classes(self, sources: Tensor, n_classes: int, generator: torch.Generator) -> Tensor:
-        offsets = torch.randint(1, n_classes, sources.shape, generator=generator)
-        return (sources + offsets.to(sources.device)) % n_classes
-
     def path_terms(self, x: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """NLL, path loss, validity loss and the total for one batch of rows x [B, D]."""
         self.classifier.to(x.device)
         with torch.no_grad():
             logits0 = self.classifier(x)
         sources = logits0.argmax(-1)
-        targets = self._other_classes(sources, logits0.shape[-1], generator)
+        targets = other_classes(sources, logits0.shape[-1], generator)
         latents = path_latents(
             x,
             sources,
