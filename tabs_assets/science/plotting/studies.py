@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from tabs_assets.science.plotting.style import new_figure, project_style
+from tabs_assets.science.study_tables import aggregate
 
 LINE_STYLES = ("-", "--", ":", "-.")
 PALETTE = (
@@ -24,10 +25,10 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str | None]) -> None:
 
 
 def mean_and_sem(df: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
-    """Mean and SEM (std(ddof=1) / sqrt(n), NaN for n < 2) of ``value`` per group of ``keys``."""
-    grouped = df.groupby(keys, sort=True)[value].agg(["mean", "std", "count"]).reset_index()
-    grouped["sem"] = grouped["std"] / np.sqrt(grouped["count"])
-    return grouped
+    """Columns ``mean`` and ``sem`` of ``value`` per group of ``keys`` (rows without a key are
+    left out): the numbers of the study tables (``study_tables.aggregate``)."""
+    summary = aggregate(df.dropna(subset=keys), keys, [value])
+    return summary.rename(columns={f"{value}_mean": "mean", f"{value}_sem": "sem"})
 
 
 def format_rate_axis(axes: Axes, value: str) -> None:
