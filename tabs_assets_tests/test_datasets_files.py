@@ -296,3 +296,26 @@ def test_dispatch_reaches_each_loader(tmp_path: Path):
     table = load_tabular_data(file_config(path), tmp_path / "unused")
     assert table.feature_names[1] == "chest_pain=atypical"
     assert not (tmp_path / "unused").exists()
+
+
+def test_the_plots_key_of_a_file_config_hashes_the_file_once(tmp_path: Path, monkeypatch):
+    """Every key of a config includes the dataset's: the file is still read once per process."""
+    import tabs_assets.science.datasets.fingerprint as fingerprint
+    from tabs_assets.config.experiment import ExperimentConfig
+    from tabs_assets.orchestration.graph import store_key
+
+    path = write(patients(), tmp_path / "patients.csv")
+    monkeypatch.setattr(fingerprint, "RACY_NS", -1)  # just written, but counts as settled
+    hashed: list[Path] = []
+
+    def counting(file: Path) -> str:
+        hashed.append(file)
+        return hashlib.sha256(file.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(fingerprint, "file_sha256", counting)
+    config = ExperimentConfig(name="files", dataset=file_config(path))
+    first = store_key("plots", config)
+    assert hashed == [path]
+    assert store_key("plots", config) == first and hashed == [path]
+    write(patients().assign(age=1.0), path)  # an edit is a new version: hashed again
+    assert store_key("plots", config) != first and hashed == [path, path]
