@@ -1,7 +1,8 @@
-"""The three UCI data sets of SCIENCE.md §1.2, with a checksummed download cache.
+"""The three UCI data sets of SCIENCE.md §1.2: their raw files and parsers.
 
-Every raw file lives in one cache directory (``raw_dir``). A file already present there is used
-as is, so on an offline cluster put the pre-downloaded raw files there under exactly these names:
+The raw files come from the checksummed download cache of ``downloads.py``: every raw file
+lives in one cache directory (``raw_dir``). A file already present there is used as is, so on
+an offline cluster put the pre-downloaded raw files there under exactly these names:
 
 - ``covtype.data.gz``: forest cover type (gzip CSV, no header, 55 columns), from
   https://archive.ics.uci.edu/ml/machine-learning-databases/covtype/covtype.data.gz
@@ -9,20 +10,9 @@ as is, so on an offline cluster put the pre-downloaded raw files there under exa
   https://archive.ics.uci.edu/ml/machine-learning-databases/wine-quality/
 - ``OnlineNewsPopularity.zip``: online news popularity (a zip holding one CSV), from
   https://archive.ics.uci.edu/ml/machine-learning-databases/00332/OnlineNewsPopularity.zip
-
-Downloads go to a temporary file in ``raw_dir`` and are renamed into place only when complete.
-``raw_dir/checksums.json`` records the sha256 of each file the first time it is downloaded or
-used; a later mismatch is an error (delete the file to download it again).
 """
 
 import contextlib
-import http.client
-import json
-import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,16 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
 from sklearn.model_selection import train_test_split
 
 from tabs_assets.config.datasets import ForestCoverConfig, OnlineNewsConfig, WineQualityConfig
-from tabs_assets.config.hashing import file_sha256
+from tabs_assets.science.datasets.downloads import fetch_raw_file
 from tabs_assets.science.datasets.tabular import DatasetError, TabularData
 
 UCI_BASE = "https://archive.ics.uci.edu/ml/machine-learning-databases"
-CHECKSUMS_FILE = "checksums.json"
-DOWNLOAD_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +45,6 @@ WINE_RED = RawFile("winequality-red.csv", f"{UCI_BASE}/wine-quality/winequality-
 WINE_WHITE = RawFile("winequality-white.csv", f"{UCI_BASE}/wine-quality/winequality-white.csv")
 ONLINE_NEWS = RawFile("OnlineNewsPopularity.zip", f"{UCI_BASE}/00332/OnlineNewsPopularity.zip")
 RAW_FILES = (COVTYPE, WINE_RED, WINE_WHITE, ONLINE_NEWS)
-_KNOWN_SHA256 = {raw.name: raw.sha256 for raw in RAW_FILES}
 
 COVTYPE_N_COLUMNS = 55
 COVTYPE_FEATURES = [
@@ -110,90 +96,8 @@ NEWS_N_FEATURES = 45
 # --- download cache -------------------------------------------------------------------------
 
 
-def _download(url: str, destination: Path) -> None:
-    """Stream ``url`` into ``destination`` (the caller makes the rename atomic)."""
-    with (
-        urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
-        destination.open("wb") as handle,
-    ):
-        shutil.copyfileobj(response, handle)
-
-
-def _download_atomically(name: str, url: str, raw_dir: Path) -> Path:
-    target = raw_dir / name
-    descriptor, temp_name = tempfile.mkstemp(dir=raw_dir, prefix=f".{name}.", suffix=".part")
-    os.close(descriptor)
-    temp = Path(temp_name)
-    try:
-        _download(url, temp)
-        os.replace(temp, target)
-    except (OSError, http.client.HTTPException) as error:
-        # URLError, HTTPError and timeouts are OSErrors; a cut connection is an HTTPException.
-        raise DatasetError(
-            f"cannot download {name} from {url} ({error}). Without network access, download it "
-            f"elsewhere and put it at {target} (file name {name!r} in directory {raw_dir})."
-        ) from error
-    finally:
-        temp.unlink(missing_ok=True)
-    return target
-
-
-def _read_checksums(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DatasetError(f"{path} is not valid JSON ({error}); delete it") from error
-
-
-def _write_checksums(path: Path, checksums: dict[str, str]) -> None:
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(json.dumps(checksums, indent=2, sort_keys=True) + "\n")
-    os.replace(temp, path)
-
-
-def _forget_checksum(checksums_path: Path, name: str) -> None:
-    checksums = _read_checksums(checksums_path)
-    if checksums.pop(name, None) is not None:
-        _write_checksums(checksums_path, checksums)
-
-
-def _verify_checksum(path: Path) -> None:
-    """Check against the pinned digest and checksums.json; record the digest on first use."""
-    actual = file_sha256(path)
-    checksums_path = path.parent / CHECKSUMS_FILE
-    checksums = _read_checksums(checksums_path)
-    pinned = _KNOWN_SHA256.get(path.name)
-    expected = pinned or checksums.get(path.name)
-    if expected is not None and actual != expected:
-        source = "the UCI file's known digest" if pinned else f"recorded in {checksums_path}"
-        raise DatasetError(
-            f"checksum mismatch for {path}: sha256 {actual}, expected {expected} ({source}). "
-            f"The file is corrupt or was replaced; delete it to download it again."
-        )
-    if checksums.get(path.name) != actual:
-        checksums[path.name] = actual
-        _write_checksums(checksums_path, checksums)
-
-
-def fetch_raw_file(name: str, url: str, raw_dir: Path) -> Path:
-    """Path of ``raw_dir/name``, downloaded from ``url`` if absent, checksum verified."""
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    target = raw_dir / name
-    # One lock for the whole cache: parallel runs must neither download the same file twice
-    # nor lose each other's checksums.json entries.
-    with FileLock(raw_dir / ".cache.lock"):
-        if not target.exists():
-            # A deleted file is downloaded (or dropped in) afresh: forget its old digest.
-            _forget_checksum(raw_dir / CHECKSUMS_FILE, name)
-            _download_atomically(name, url, raw_dir)
-        _verify_checksum(target)
-    return target
-
-
 def _fetch(raw: RawFile, raw_dir: Path) -> Path:
-    return fetch_raw_file(raw.name, raw.url, raw_dir)
+    return fetch_raw_file(raw.name, raw.url, raw_dir, raw.sha256)
 
 
 @contextlib.contextmanager
