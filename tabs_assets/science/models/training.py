@@ -15,7 +15,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
@@ -58,8 +58,16 @@ class FitResult:
     best_epoch: int
 
 
-class BestWeights(Callback):
-    """Records one history row per epoch and copies the weights at each val_loss improvement."""
+class BestWeights(Checkpoint):
+    """Records one history row per epoch and copies the weights at each val_loss improvement.
+
+    An in-memory ``ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)``: it reads the
+    epoch means the module logged from ``trainer.callback_metrics`` as ModelCheckpoint does, but
+    keeps a CPU copy of the weights instead of writing a checkpoint file per improvement (the
+    trained model goes to the store; a training writes no files of its own). Being a
+    ``Checkpoint``, Lightning runs its ``on_train_epoch_end`` after the module's, which logs
+    ``train_loss`` there.
+    """
 
     def __init__(self, on_epoch_end: EpochCallback | None = None) -> None:
         self.on_epoch_end = on_epoch_end
@@ -69,12 +77,10 @@ class BestWeights(Callback):
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        assert isinstance(pl_module, EpochMeanModule)
-        row = {
-            "epoch": trainer.current_epoch,
-            "train_loss": pl_module.epoch_train_loss(),
-            **pl_module.val_metrics,
-        }
+        # Here the training metrics are already reduced over the epoch, and the validation
+        # metrics are those of this epoch's validation pass (it runs before this hook).
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        row = {"epoch": trainer.current_epoch, "train_loss": metrics.pop("train_loss"), **metrics}
         self.history.append(row)
         # Strictly lower is better; min_delta only governs patience, not which weights are kept.
         if row.get("val_loss", math.inf) < self.best_loss:
@@ -93,8 +99,12 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def _scoped_global_state() -> Iterator[None]:
     """Undo the process-wide switches a deterministic Trainer flips, and mute its chatter.
 
-    Lightning's start-up info lines and its own use of a deprecated torch pytree API are noise
-    a user cannot act on; the determinism warnings ("warn" mode) stay visible.
+    ``Trainer(deterministic=...)`` calls ``torch.use_deterministic_algorithms`` and sets
+    ``cudnn.benchmark`` for the whole process and never restores them; Lightning has no scoped
+    form. Dagster's in-process executor runs the next steps (explainers, metrics, other
+    trainings of a study) in the same process, so they would inherit the switches. Lightning's
+    start-up info lines and its own use of a deprecated torch pytree API are noise a user cannot
+    act on; the determinism warnings ("warn" mode) stay visible.
     """
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -115,7 +125,7 @@ def _scoped_global_state() -> Iterator[None]:
 
 
 def make_trainer(training: TrainingConfig, callbacks: Sequence[Callback]) -> L.Trainer:
-    """A Trainer that writes no files: no logger, no checkpoints, no sanity validation."""
+    """A Trainer that writes no files: no logger, no checkpoint files, no sanity validation."""
     return L.Trainer(
         max_epochs=training.max_epochs,
         accelerator=training.accelerator,
@@ -123,7 +133,9 @@ def make_trainer(training: TrainingConfig, callbacks: Sequence[Callback]) -> L.T
         # "warn": deterministic where an algorithm allows it, a warning (not an error) elsewhere.
         deterministic="warn",
         logger=False,
-        enable_checkpointing=False,
+        # BestWeights is the checkpoint callback (in memory); without one Lightning would add a
+        # ModelCheckpoint that writes files.
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         enable_progress_bar=training.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
