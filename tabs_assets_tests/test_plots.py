@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from torch import nn
@@ -26,19 +27,21 @@ from tabs_assets.science.explainers import CounterfactualPaths, draw_targets, ex
 from tabs_assets.science.metrics import per_step_curves
 from tabs_assets.science.models.trained import TrainedModel, build_module
 from tabs_assets.science.plotting.config_figures import common_pair, config_figures
-from tabs_assets.science.plotting.losses import gradient_stream_figure, loss_contours_figure
-from tabs_assets.science.plotting.maps import (
-    class_map_figure,
+from tabs_assets.science.plotting.grids import (
     covering_bounds,
     example_path_inputs,
     full_width,
     is_planar,
+    raw_bounds,
+    spread_indices,
+)
+from tabs_assets.science.plotting.losses import gradient_stream_figure, loss_contours_figure
+from tabs_assets.science.plotting.maps import (
+    class_map_figure,
     latent_map_figure,
     latent_maps_figure,
     probability_map_figure,
-    raw_bounds,
     round_trip_figure,
-    spread_indices,
 )
 from tabs_assets.science.plotting.paths import (
     path_metric_curves_figure,
@@ -51,6 +54,7 @@ DPI = 120
 MAX_WIDTH_PX = 1200
 RESOLUTION = 40  # small grids keep the tests fast; the drawing code is the same
 LOSS = GeneralValidityLoss()
+EXPLAINER = LatentShiftConfig(n_steps=5)
 CPU = torch.device("cpu")
 TWO_D_FIGURES = {
     "class_map",
@@ -122,9 +126,7 @@ def make_case(data: PreparedDataset) -> Case:
     with torch.no_grad():
         sources = classifier(inputs).argmax(-1)
     targets = draw_targets(sources, data.n_classes, seed=0)
-    paths = explain(
-        inputs, targets, classifier, generative, LatentShiftConfig(n_steps=5), LOSS, device=CPU
-    )
+    paths = explain(inputs, targets, classifier, generative, EXPLAINER, LOSS, device=CPU)
     train = torch.from_numpy(data.split_arrays("train")[0])
     curves = per_step_curves(paths, train, MetricsConfig(lof_max_train_rows=300), seed=0)
     return Case(data, classifier_model, generative_model, paths, curves)
@@ -256,6 +258,7 @@ def test_config_figures_pick_the_set_that_applies(cases: dict[str, Case]) -> Non
             record,
             plots,
             LOSS,
+            EXPLAINER,
         )
         assert set(figures) == expected[name], name
         # Each figure's rendering is tested with its own function above.
@@ -263,7 +266,7 @@ def test_config_figures_pick_the_set_that_applies(cases: dict[str, Case]) -> Non
         assert max(f.get_size_inches()[0] for f in figures.values()) * DPI <= MAX_WIDTH_PX
     case = cases["wine"]
     without_generative = config_figures(
-        case.data, case.classifier_model, None, case.paths, case.curves, plots, LOSS
+        case.data, case.classifier_model, None, case.paths, case.curves, plots, LOSS, EXPLAINER
     )
     assert set(without_generative) == WIDTH_INDEPENDENT - {"generative_learning_curves"}
 
@@ -349,6 +352,31 @@ def test_example_path_inputs(cases: dict[str, Case]) -> None:
         np.testing.assert_allclose(raw[:, 0], np.linspace(37.0, 43.0, 20), atol=1e-3)
     with pytest.raises(ValueError, match="cake on sea"):
         example_path_inputs(cases["wine"].data)
+
+
+def test_cake_class_map_draws_the_example_paths(cases: dict[str, Case]) -> None:
+    """§7.6: on cake on sea the class map shows paths from x1 = 43, x0 in [37, 43] to class 0."""
+    plots = PlotsConfig(n_example_paths=7, grid_resolution=RESOLUTION)
+    for name in ("cake2", "cake4"):
+        case = cases[name]
+        figures = config_figures(
+            case.data,
+            case.classifier_model,
+            case.generative_model,
+            case.paths,
+            case.curves,
+            plots,
+            LOSS,
+            EXPLAINER,
+        )
+        axes = figures["class_map"].axes[0]
+        (lines,) = [c for c in axes.collections if isinstance(c, LineCollection)]
+        segments = lines.get_segments()
+        assert len(segments) == 7, name
+        starts = np.array([segment[0] for segment in segments])
+        np.testing.assert_allclose(starts[:, 1], 43.0, atol=1e-3)
+        np.testing.assert_allclose(starts[:, 0], np.linspace(37.0, 43.0, 7), atol=1e-3)
+        assert "7 latent_shift example paths to" in axes.get_title()
 
 
 def test_path_selection_is_deterministic_and_spread() -> None:

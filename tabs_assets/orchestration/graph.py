@@ -211,7 +211,8 @@ NODES: dict[str, Node] = {
             "plots",
             1,
             ("science/plotting/*.py", "science/records.py", "orchestration/assets/plots.py"),
-            lambda c: {"plots": c.plots, "loss": c.loss},  # the loss landscape is drawn
+            # the loss landscape is drawn; the explainer explains the §7.6 example paths
+            lambda c: {"plots": c.plots, "loss": c.loss, "explainer": c.explainer},
             (
                 "dataset",
                 "classifier",
@@ -265,6 +266,9 @@ STUDY_SOURCES: dict[str, tuple[str, ...]] = {
         "science/study_report.py",
         "science/plotting/studies.py",
         "science/plotting/maps.py",
+        "science/plotting/grids.py",
+        "science/plotting/evaluation.py",
+        "science/plotting/drawing.py",
         "science/plotting/style.py",
         "orchestration/assets/studies.py",
     ),

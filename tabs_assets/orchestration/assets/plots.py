@@ -21,6 +21,7 @@ def plots(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
         inputs["explanation_metrics"],
         config.plots,
         config.loss,
+        config.explainer,
     )
     log.info(f"plots: {len(figures)} figures: {', '.join(figures)}")
     files = {

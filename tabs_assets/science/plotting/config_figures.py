@@ -3,19 +3,27 @@
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from tabs_assets.config.experiment import PlotsConfig
+from tabs_assets.config.explainers import ExplainerConfig
 from tabs_assets.config.losses import ValidityLossConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers import CounterfactualPaths, explain
 from tabs_assets.science.models.trained import TrainedModel
+from tabs_assets.science.plotting.evaluation import latent_width
+from tabs_assets.science.plotting.grids import (
+    EXAMPLE_TARGET,
+    example_path_inputs,
+    has_example_paths,
+    is_planar,
+)
 from tabs_assets.science.plotting.losses import gradient_stream_figure, loss_contours_figure
 from tabs_assets.science.plotting.maps import (
     class_map_figure,
-    is_planar,
     latent_map_figure,
-    latent_width,
     probability_map_figure,
     round_trip_figure,
 )
@@ -41,6 +49,20 @@ def common_pair(paths: CounterfactualPaths) -> tuple[int, int]:
     return int(source), int(target)
 
 
+def example_paths(
+    data: PreparedDataset,
+    classifier: nn.Module,
+    generative: nn.Module | None,
+    explainer: ExplainerConfig,
+    loss: ValidityLossConfig,
+    n: int,
+) -> CounterfactualPaths:
+    """The §7.6 example paths: ``n`` cake-on-sea inputs on x1 = 43, x0 in [37, 43], to class 0."""
+    inputs = torch.as_tensor(example_path_inputs(data, n), dtype=torch.float32)
+    targets = torch.full((n,), EXAMPLE_TARGET, dtype=torch.long)
+    return explain(inputs, targets, classifier, generative, explainer, loss)
+
+
 def config_figures(
     data: PreparedDataset,
     classifier_model: TrainedModel,
@@ -49,14 +71,16 @@ def config_figures(
     metrics_record: Record | Mapping[str, np.ndarray],
     plots_config: PlotsConfig,
     loss_config: ValidityLossConfig,
+    explainer_config: ExplainerConfig,
 ) -> dict[str, Figure]:
     """File stem -> figure, for every figure that applies to this config.
 
     Always: learning curves, path-metric curves (``metrics_record.arrays``, or the curves dict
     itself) and validity per target. With a 2-D latent space: the latent class map. For data
-    with exactly two free dimensions (cake on sea): the class map with example paths, the
-    probability map, the round-trip map, and loss contours and gradient streams for the most
-    frequent (source, target) pair of the paths.
+    with exactly two free dimensions: the class map with paths (on cake on sea the §7.6 example
+    paths, explained here with ``explainer_config``; otherwise ``plots.n_example_paths`` of the
+    test paths, spread over them), the probability map, the round-trip map, and loss contours
+    and gradient streams for the most frequent (source, target) pair of the paths.
     """
     curves = metrics_record.arrays if isinstance(metrics_record, Record) else metrics_record
     figures = {
@@ -80,9 +104,13 @@ def config_figures(
     if not is_planar(data):
         return figures
 
-    figures["class_map"] = class_map_figure(
-        data, classifier, paths, plots_config.n_example_paths, resolution
-    )
+    n_paths = plots_config.n_example_paths
+    if has_example_paths(data):
+        drawn = example_paths(data, classifier, generative, explainer_config, loss_config, n_paths)
+        label = f"example paths to {data.class_names[EXAMPLE_TARGET]}"
+        figures["class_map"] = class_map_figure(data, classifier, drawn, n_paths, resolution, label)
+    else:
+        figures["class_map"] = class_map_figure(data, classifier, paths, n_paths, resolution)
     figures["probability_map"] = probability_map_figure(data, classifier, resolution)
     if generative is not None:
         figures["round_trip_map"] = round_trip_figure(data, generative, resolution)

@@ -21,21 +21,21 @@ from torch import nn
 from tabs_assets.config.losses import ValidityLossConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.losses import validity_loss
-from tabs_assets.science.plotting.maps import (
-    Grid,
-    as_tensor,
+from tabs_assets.science.plotting.drawing import (
     class_handles,
-    class_logits,
-    decoded,
     draw_classes,
-    encoded,
-    eval_mode,
-    input_grid,
     label_input_axes,
     label_latent_axes,
-    latent_grid,
+)
+from tabs_assets.science.plotting.evaluation import (
+    as_tensor,
+    class_logits,
+    decoded,
+    encoded,
+    eval_mode,
     require_2d_latent,
 )
+from tabs_assets.science.plotting.grids import Grid, input_grid, latent_grid
 from tabs_assets.science.plotting.style import new_figure, project_style
 
 CONTOUR_LEVELS = 14

@@ -8,7 +8,7 @@ from matplotlib.ticker import PercentFormatter
 
 from tabs_assets.science.explainers import CounterfactualPaths
 from tabs_assets.science.metrics import valid_paths
-from tabs_assets.science.plotting.maps import class_palette
+from tabs_assets.science.plotting.drawing import class_palette
 from tabs_assets.science.plotting.style import new_figure, project_style
 
 CURVE_LABELS = {
