@@ -6,6 +6,7 @@ waits and reuses the result), computes, writes the entry atomically, then logs t
 store key is reported to Dagster as the data version, so Dagster's staleness and the cache agree.
 """
 
+import json
 import math
 import os
 import socket
@@ -35,7 +36,7 @@ from tabs_assets.orchestration.graph import KEY_LENGTH, NODES, Node, entry_addre
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
-from tabs_assets.orchestration.store import Store, StoreEntry
+from tabs_assets.orchestration.store import MANIFEST, Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, TrackingOutcome, TrackingResource
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
@@ -264,6 +265,22 @@ def run_cached(
     )
 
 
+def _upstream_metrics(store: Store, material: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """asset -> reported metrics of the per-config entries a result builds on (manifests only)."""
+    found = {}
+    for name, key in material.get("upstream", {}).items():
+        if name not in NODES:  # a study's upstream: member partitions
+            continue
+        try:
+            manifest = json.loads(
+                (store.entry_path(NODES[name].store_name, key) / MANIFEST).read_text()
+            )
+            found[name] = manifest["report"]["metrics"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return found
+
+
 def _compute_and_store(
     scope: RunScope, target: CacheTarget, compute: Callable[[], Computed]
 ) -> tuple[StoreEntry, TrackingOutcome]:
@@ -297,6 +314,7 @@ def _compute_and_store(
             metrics={k: v for k, v in computed.metrics.items() if isinstance(v, (int, float))},
             history=computed.history,
             artifacts=sorted(p for p in entry.path.rglob("*") if p.is_file()),
+            upstream_metrics=_upstream_metrics(scope.store, target.material),
         )
     )
     if outcome.error:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -226,13 +227,21 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
 
 
 def _print_run_summary(result: Any, partition_key: str) -> None:
+    """The run's materializations of ``partition_key``; a study's member results, counted."""
+    members: Counter[str] = Counter()
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
+        name = materialization.asset_key.to_user_string()
+        if materialization.partition != partition_key:
+            members[name] += 1
+            continue
         metadata = materialization.metadata
         cache = metadata["cache"].value if "cache" in metadata else "?"
         path = metadata["store_path"].value if "store_path" in metadata else ""
-        name = materialization.asset_key.to_user_string()
         click.echo(f"  {name:22} cache {cache:6}  {path}")
+    if members:
+        counts = ", ".join(f"{name} {count}" for name, count in members.items())
+        click.echo(f"  member results computed in this run: {counts}")
 
 
 @main.command()

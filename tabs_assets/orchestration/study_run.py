@@ -8,6 +8,8 @@ reports what it computed to Dagster as materializations of the member partitions
 shows each member's progress and results like any run's.
 """
 
+import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +122,24 @@ class MemberRunner:
                 yield self.run(key, asset)
             except Exception as error:  # one bad member must not lose the others' work
                 yield MemberOutcome(key, error=f"{type(error).__name__}: {error}")
+
+
+@dataclass
+class ProgressLog:
+    """When to write a progress line: the first and last member, and every
+    ``interval_s`` in between (each line is an event-log write; each member's results are
+    reported as materializations anyway)."""
+
+    total: int
+    interval_s: float = 5.0
+    _last: float = field(default=-math.inf)
+
+    def due(self, done: int) -> bool:
+        now = time.monotonic()
+        if done in (1, self.total) or now - self._last >= self.interval_s:
+            self._last = now
+            return True
+        return False
 
 
 def member_summary(outcome: MemberOutcome, done: int, total: int) -> str:

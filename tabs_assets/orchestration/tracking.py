@@ -43,7 +43,6 @@ EXPERIMENT_KIND = "custom_model_development"  # (not "genai_development")
 LOCK_TIMEOUT_ENV = "TABS_ASSETS_MLFLOW_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
 STALE_RUNNING_SECONDS = 3600  # a tracking server's RUNNING child older than this is dead
-_BATCH = 200  # metrics per log_batch call, well under MLflow's 1000
 _MAX_PARAM_LENGTH = 6000
 MANIFEST = "manifest.json"
 PREVIEW_DIR = "previews"  # small copies for Dagster; MLflow gets the full-size files only
@@ -69,6 +68,8 @@ class AssetRun:
     started: float | None = None
     ended: float | None = None
     late: bool = False  # tracked when read, after a crash or a lock timeout
+    # asset -> metrics of the upstream entries the result builds on (for a new parent run)
+    upstream_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,22 @@ class GitState:
     diff: str
 
 
+GIT_STATE_TTL_S = 30.0  # a study logs hundreds of runs: ask git once per half minute
+_GIT_STATES: dict[Path, tuple[float, GitState]] = {}
+
+
 def git_state(directory: Path) -> GitState:
+    """Commit, dirty flag and uncommitted diff of the checkout, read at most every
+    ``GIT_STATE_TTL_S`` seconds per process."""
+    cached = _GIT_STATES.get(directory)
+    if cached is not None and time.monotonic() - cached[0] < GIT_STATE_TTL_S:
+        return cached[1]
+    state = _read_git_state(directory)
+    _GIT_STATES[directory] = (time.monotonic(), state)
+    return state
+
+
+def _read_git_state(directory: Path) -> GitState:
     """Commit, dirty flag and uncommitted diff of the checkout (``unknown`` outside git)."""
 
     def git(*args: str) -> str:
@@ -105,6 +121,47 @@ def git_state(directory: Path) -> GitState:
     except (OSError, subprocess.SubprocessError):
         return GitState("unknown", False, "")
     return GitState(commit, bool(status), diff)
+
+
+def log_all(
+    client: Any,
+    run_id: str,
+    params: Sequence[Any] = (),
+    metrics: Sequence[Any] = (),
+    tags: Sequence[Any] = (),
+) -> None:
+    """Params, metrics and tags in as few ``log_batch`` calls as MLflow's limits allow
+    (100 params, 100 tags, 1000 values per call): each call is a database transaction."""
+    params, metrics, tags = list(params), list(metrics), list(tags)
+    while params or metrics or tags:
+        batch_params, params = params[:100], params[100:]
+        batch_tags, tags = tags[:100], tags[100:]
+        room = 1000 - len(batch_params) - len(batch_tags)
+        batch_metrics, metrics = metrics[:room], metrics[room:]
+        client.log_batch(run_id, metrics=batch_metrics, params=batch_params, tags=batch_tags)
+
+
+@dataclass
+class ParentState:
+    """What this process last wrote to (or read of) a partition's parent run."""
+
+    run_id: str
+    params: set[str]
+    tags: dict[str, str]
+    compute_seconds: dict[str, float]
+
+
+@dataclass
+class Session:
+    """One MLflow client and experiment per tracking URI and process: creating a client and
+    looking the experiment up cost more than logging a run."""
+
+    client: Any
+    experiment_id: str
+    parents: dict[str, ParentState] = field(default_factory=dict)
+
+
+_SESSIONS: dict[tuple[str, str], Session] = {}
 
 
 def lock_timeout() -> float:
@@ -226,6 +283,17 @@ class TrackingResource(ConfigurableResource):
             yield
         finally:
             lock.release()
+
+    def _session(self) -> Session:
+        address = (self.resolved_uri(), self.experiment_name)
+        if address not in _SESSIONS:
+            client = self._client()
+            _SESSIONS[address] = Session(client, self._experiment_id(client))
+        return _SESSIONS[address]
+
+    def _forget_session(self) -> None:
+        """After a failure: the database may have been replaced; start afresh next time."""
+        _SESSIONS.pop((self.resolved_uri(), self.experiment_name), None)
 
     def _client(self) -> Any:
         # An unreachable server must fail fast, not retry for minutes.
@@ -365,10 +433,29 @@ class TrackingResource(ConfigurableResource):
             tags.update({f"{STUDY_TAG}.{name}": "true" for name in studies})
         return tags
 
+    def _parent_state(self, session: Session, partition_key: str) -> ParentState | None:
+        """The partition's parent run, as this process knows it, else as MLflow has it."""
+        if partition_key in session.parents:
+            return session.parents[partition_key]
+        parent = self._find_parent(session.client, session.experiment_id, partition_key)
+        if parent is None:
+            return None
+        state = ParentState(
+            parent.info.run_id,
+            set(parent.data.params),
+            dict(parent.data.tags),
+            {
+                k.removesuffix("_compute_seconds"): v
+                for k, v in parent.data.metrics.items()
+                if k.endswith("_compute_seconds")
+            },
+        )
+        session.parents[partition_key] = state
+        return state
+
     def _update_parent(
         self,
-        client: Any,
-        experiment_id: str,
+        session: Session,
         partition_key: str,
         asset: str,
         metrics: dict[str, Any],
@@ -376,54 +463,64 @@ class TrackingResource(ConfigurableResource):
         started_ms: int,
         dagster_run_id: str | None,
         git: GitState,
+        upstream_metrics: dict[str, dict[str, Any]] | None = None,
     ) -> str:
-        """Create or refresh the partition's parent run; returns its id."""
+        """Create or refresh the partition's parent run; returns its id.
+
+        ``upstream_metrics`` (asset -> metrics of the entries this result builds on) give a new
+        parent the headlines of results it re-uses, so a study member's parent run shows its
+        classifier's accuracy without a tracking call per re-used entry.
+        """
         from mlflow.entities import Metric, Param, RunTag
 
+        client = session.client
         config = self._config(partition_key)
         tags = self._partition_tags(partition_key, config, git)
         if dagster_run_id:
             tags[DAGSTER_RUN_TAG] = presentation.dagster_run_url(dagster_run_id)
-        parent = self._find_parent(client, experiment_id, partition_key)
-        if parent is None:
+        state = self._parent_state(session, partition_key)
+        values: dict[str, float] = {}
+        if state is None:
             run = client.create_run(
-                experiment_id, start_time=started_ms, run_name=partition_key, tags=tags
+                session.experiment_id, start_time=started_ms, run_name=partition_key, tags=tags
             )
-            parent_id, existing_params, existing_metrics = run.info.run_id, {}, {}
+            state = ParentState(run.info.run_id, set(), dict(tags), {})
+            session.parents[partition_key] = state
             if config is not None:
                 with suppress(Exception):  # the dataset view is a nicety; never block tracking
-                    self._log_dataset(client, parent_id, config)
+                    self._log_dataset(client, state.run_id, config)
+            for upstream, upstream_values in (upstream_metrics or {}).items():
+                values.update(parent_headlines(upstream, upstream_values))
+            changed: list[Any] = []
         else:
-            parent_id = parent.info.run_id
-            existing_params, existing_metrics = parent.data.params, parent.data.metrics
-            changed = [RunTag(k, v) for k, v in tags.items() if parent.data.tags.get(k) != v]
-            if changed:
-                client.log_batch(parent_id, tags=changed)
+            changed = [RunTag(k, v) for k, v in tags.items() if state.tags.get(k) != v]
+            state.tags.update(tags)
+        new_params: list[Any] = []
         if config is not None:
             params = self._resolved_batch_sizes(
                 flatten(config.model_dump(mode="json")), self._n_train(config)
             )
-            new = [
+            new_params = [
                 Param(k, str(v)[:_MAX_PARAM_LENGTH])
                 for k, v in params.items()
-                if k not in existing_params
+                if k not in state.params
             ]
-            for start in range(0, len(new), 100):
-                client.log_batch(parent_id, params=new[start : start + 100])
+            state.params.update(param.key for param in new_params)
         now = int(time.time() * 1000)
-        values = parent_headlines(asset, metrics)
+        values.update(parent_headlines(asset, metrics))
         if compute_seconds is not None:
+            state.compute_seconds[asset] = float(compute_seconds)
             values[f"{asset}_compute_seconds"] = float(compute_seconds)
-            per_asset = {
-                k: v for k, v in existing_metrics.items() if k.endswith("_compute_seconds")
-            }
-            per_asset[f"{asset}_compute_seconds"] = float(compute_seconds)
-            values["compute_seconds"] = sum(per_asset.values())
-        batch = [Metric(k, v, now, 0) for k, v in values.items()]
-        for start in range(0, len(batch), _BATCH):
-            client.log_batch(parent_id, metrics=batch[start : start + _BATCH])
-        client.set_terminated(parent_id, "FINISHED", end_time=now)
-        return parent_id
+            values["compute_seconds"] = sum(state.compute_seconds.values())
+        log_all(
+            client,
+            state.run_id,
+            params=new_params,
+            metrics=[Metric(k, v, now, 0) for k, v in values.items()],
+            tags=changed,
+        )
+        client.set_terminated(state.run_id, "FINISHED", end_time=now)
+        return state.run_id
 
     # ---- child runs ----------------------------------------------------------------------
 
@@ -435,6 +532,7 @@ class TrackingResource(ConfigurableResource):
             with self._serialised():
                 return self._record(run)
         except Exception as error:  # any MLflow/network failure must not lose the result
+            self._forget_session()
             return TrackingOutcome(error=f"{type(error).__name__}: {error}")
 
     def _close_stale(self, client: Any, experiment_id: str, store_key: str) -> None:
@@ -454,8 +552,8 @@ class TrackingResource(ConfigurableResource):
     def _record(self, run: AssetRun) -> TrackingOutcome:
         from mlflow.entities import Metric, Param, RunTag
 
-        client = self._client()
-        experiment_id = self._experiment_id(client)
+        session = self._session()
+        client, experiment_id = session.client, session.experiment_id
         self._close_stale(client, experiment_id, run.store_key)
         entry_dir, manifest = _manifest_of(run.artifacts)
         now = time.time()
@@ -467,8 +565,7 @@ class TrackingResource(ConfigurableResource):
         started_ms = int(started * 1000)
         git = git_state(settings.project_root())
         parent_id = self._update_parent(
-            client,
-            experiment_id,
+            session,
             run.partition_key,
             run.asset,
             run.metrics,
@@ -476,6 +573,7 @@ class TrackingResource(ConfigurableResource):
             started_ms,
             run.dagster_run_id,
             git,
+            run.upstream_metrics,
         )
         config = self._config(run.partition_key)
         tags = {
@@ -519,10 +617,7 @@ class TrackingResource(ConfigurableResource):
             if name != "epoch"
         ] + [Metric(name, float(value), stamp, 0) for name, value in run.metrics.items()]
         metrics.append(Metric("compute_seconds", float(seconds), stamp, 0))
-        for start in range(0, len(params), 100):
-            client.log_batch(run_id, params=params[start : start + 100])
-        for start in range(0, len(metrics), _BATCH):
-            client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+        log_all(client, run_id, params=params, metrics=metrics)
         if run.asset == "dataset" and config is not None:
             with suppress(Exception):
                 self._log_dataset(client, run_id, config)
@@ -534,8 +629,8 @@ class TrackingResource(ConfigurableResource):
             client.log_artifact(run_id, str(artifact), artifact_path=folder)
         if git.dirty:
             client.log_text(run_id, git.diff, "git/uncommitted.diff")
+        log_all(client, run_id, tags=[RunTag(f"{TAG_PREFIX}complete", "true")])
         client.set_terminated(run_id, "FINISHED", end_time=max(int(time.time() * 1000), stamp))
-        client.log_batch(run_id, tags=[RunTag(f"{TAG_PREFIX}complete", "true")])
         return TrackingOutcome(
             run_id=run_id, experiment_id=experiment_id, url=self.run_url(experiment_id, run_id)
         )
@@ -568,6 +663,7 @@ class TrackingResource(ConfigurableResource):
             with self._serialised():
                 outcome = self._ensure(entry, partition_key, asset, dagster_run_id)
         except Exception as error:
+            self._forget_session()
             return entry, TrackingOutcome(error=f"{type(error).__name__}: {error}")
         fields = {
             "mlflow_run_id": outcome.run_id,
@@ -583,8 +679,8 @@ class TrackingResource(ConfigurableResource):
     def _ensure(
         self, entry: Any, partition_key: str, asset: str, dagster_run_id: str
     ) -> TrackingOutcome:
-        client = self._client()
-        experiment_id = self._experiment_id(client)
+        session = self._session()
+        client, experiment_id = session.client, session.experiment_id
         manifest = entry.manifest
         run = None
         if (
@@ -610,8 +706,7 @@ class TrackingResource(ConfigurableResource):
             return self._record(self._entry_run(entry, partition_key, asset, dagster_run_id))
         seconds = manifest.get("compute_seconds")
         self._update_parent(
-            client,
-            experiment_id,
+            session,
             partition_key,
             asset,
             manifest.get("report", {}).get("metrics", {}),

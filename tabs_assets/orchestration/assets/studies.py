@@ -38,6 +38,7 @@ from tabs_assets.orchestration.cached import (
     Computed,
     Inputs,
     RunScope,
+    config_words,
     metadata_for,
     run_cached,
 )
@@ -50,10 +51,11 @@ from tabs_assets.orchestration.graph import (
 )
 from tabs_assets.orchestration.io_manager import StoredInput
 from tabs_assets.orchestration.partitions import study_partitions
-from tabs_assets.orchestration.registry import StudyRecord
+from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.study_run import (
     MemberRunner,
+    ProgressLog,
     json_statuses,
     member_summary,
     members_to_run,
@@ -106,13 +108,13 @@ def plan_study_members(context: OpExecutionContext, config: StudyRunConfig) -> A
         yield DynamicOutput(members, mapping_key=f"shard_{index}")
 
 
-def _reporter(context: OpExecutionContext) -> Any:
+def _reporter(context: OpExecutionContext, registry: Registry) -> Any:
     def report(asset_name: str, partition_key: str, cached: Cached) -> None:
         context.log_event(
             AssetMaterialization(
                 asset_key=asset_name,
                 partition=partition_key,
-                metadata=metadata_for(cached),
+                metadata=metadata_for(cached, config_words(registry, partition_key)),
                 tags={
                     DATA_VERSION_TAG: cached.entry.key,
                     CODE_VERSION_TAG: NODES[asset_name].code_version,
@@ -141,15 +143,15 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
             step_scope.log,
         )
 
-    runner = MemberRunner(registry, scope_for, _reporter(context))
+    runner = MemberRunner(registry, scope_for, _reporter(context, registry))
     outcomes = []
-    for done, outcome in enumerate(
-        runner.run_all(members, record.study.report.member_asset), start=1
-    ):
-        (context.log.error if outcome.error else context.log.info)(
-            member_summary(outcome, done, len(members))
-        )
+    progress = ProgressLog(len(members))
+    for outcome in runner.run_all(members, record.study.report.member_asset):
         outcomes.append(json_statuses(outcome))
+        if outcome.error:
+            context.log.error(member_summary(outcome, len(outcomes), len(members)))
+        elif progress.due(len(outcomes)):
+            context.log.info(member_summary(outcome, len(outcomes), len(members)))
     return outcomes
 
 
