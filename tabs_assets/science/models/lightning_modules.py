@@ -58,7 +58,7 @@ class EpochMeanModule(L.LightningModule):
         # The same row-weighted sum self.log(on_epoch=True, batch_size=rows) keeps, kept here on
         # the device and logged once per epoch: a self.log call costs ~0.5 ms of Lightning
         # bookkeeping (it walks and copies its metric state on every call), a quarter of a small
-        # model's 2 ms step (benchmarks/train_loop.py: 1.4-1.9x a plain loop with it per step).
+        # model's 2 ms step (benchmarks/train_loop.py: 1.35-1.65x a plain loop with it per step).
         rows = len(batch[0])
         self._train_sum = self._train_sum + loss.detach() * rows
         self._train_rows += rows
