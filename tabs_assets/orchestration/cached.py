@@ -37,7 +37,7 @@ from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.store import MANIFEST, Store, StoreEntry
-from tabs_assets.orchestration.tracking import AssetRun, TrackingOutcome, TrackingResource
+from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*data_version.*")
@@ -190,7 +190,7 @@ class RunScope:
     """What the cached path needs of the run it serves: a Dagster step, or one study member."""
 
     store: Store
-    tracking: TrackingResource
+    tracking: Tracker
     forced: Callable[[str], bool]
     partition_key: str
     run_id: str
@@ -317,18 +317,24 @@ def _compute_and_store(
             upstream_metrics=_upstream_metrics(scope.store, target.material),
         )
     )
+    return remember_tracking(scope, entry, outcome), outcome
+
+
+def remember_tracking(scope: RunScope, entry: StoreEntry, outcome: TrackingOutcome) -> StoreEntry:
+    """Write a finished tracking outcome into the entry's manifest (a failure: a warning)."""
+    if outcome.pending:
+        return entry
     if outcome.error:
         scope.log.warning(f"MLflow tracking failed, result kept in the store: {outcome.error}")
-    else:
-        entry = scope.store.update_manifest(
-            entry,
-            mlflow_run_id=outcome.run_id,
-            mlflow_url=outcome.url,
-            mlflow_tracking_uri=scope.tracking.resolved_uri(),
-            mlflow_experiment_id=outcome.experiment_id,
-            mlflow_partitions=[scope.partition_key],
-        )
-    return entry, outcome
+        return entry
+    return scope.store.update_manifest(
+        entry,
+        mlflow_run_id=outcome.run_id,
+        mlflow_url=outcome.url,
+        mlflow_tracking_uri=scope.tracking.resolved_uri(),
+        mlflow_experiment_id=outcome.experiment_id,
+        mlflow_partitions=[scope.partition_key],
+    )
 
 
 def config_inputs(

@@ -11,6 +11,7 @@ asking Dagster.
 
 import ast
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -226,9 +227,25 @@ NODES: dict[str, Node] = {
 }
 
 
+# Keys per config object: a config's keys are asked for many times per run (every asset's
+# key contains its upstream keys). The cache holds the config itself, so an id is never reused
+# while its entry lives; configs are frozen, so their keys cannot change.
+_KEYS: OrderedDict[int, tuple[ExperimentConfig, dict[str, str]]] = OrderedDict()
+_KEYS_CAPACITY = 1024
+
+
 def store_key(asset: str, config: ExperimentConfig) -> str:
     """The content address of ``asset``'s result for ``config``."""
-    return content_hash(key_material(asset, config))[:KEY_LENGTH]
+    cached = _KEYS.get(id(config))
+    if cached is None or cached[0] is not config:
+        cached = (config, {})
+        _KEYS[id(config)] = cached
+        if len(_KEYS) > _KEYS_CAPACITY:
+            _KEYS.popitem(last=False)
+    keys = cached[1]
+    if asset not in keys:
+        keys[asset] = content_hash(key_material(asset, config))[:KEY_LENGTH]
+    return keys[asset]
 
 
 def entry_address(asset: str, config: ExperimentConfig) -> tuple[str, str]:

@@ -89,6 +89,9 @@ def _short(error: BaseException) -> str:
     return text if len(text) < 600 else text[:600] + " ..."
 
 
+_VALIDATED: dict[Path, tuple[tuple[int, int, int], ExperimentConfig]] = {}
+
+
 class Registry:
     """Registered configs and studies under ``<store root>/registry``."""
 
@@ -142,9 +145,26 @@ class Registry:
         return BrokenRecordError(BrokenRecord(kind, key, path, reason))
 
     def config(self, key: str) -> ExperimentConfig:
-        """The registered config; BrokenRecordError (an UnknownPartitionError) if unusable."""
-        record = self._record(self.configs_dir, key, "config")
+        """The registered config; BrokenRecordError (an UnknownPartitionError) if unusable.
+
+        Validated once per process and version of the record file (a study step asks for
+        each member's config many times)."""
         path = self.configs_dir / f"{key}.json"
+        try:
+            stat = path.stat()
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            version = None
+        cached = _VALIDATED.get(path)
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        config = self._validated_config(key, path)
+        if version is not None:
+            _VALIDATED[path] = (version, config)
+        return config
+
+    def _validated_config(self, key: str, path: Path) -> ExperimentConfig:
+        record = self._record(self.configs_dir, key, "config")
         if not isinstance(record.get("config"), dict):
             raise self._broken("config", key, path, "no 'config' object")
         try:

@@ -9,6 +9,8 @@ shows each member's progress and results like any run's.
 """
 
 import math
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,12 @@ from tabs_assets.orchestration.cached import (
     RunScope,
     config_inputs,
     materialize_cached,
+    remember_tracking,
 )
 from tabs_assets.orchestration.graph import NODES, entry_address, store_key
 from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.store import Store, StoreEntry
+from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
 ReportFn = Callable[[str, str, Cached], None]  # (asset, member partition key, result)
 
@@ -84,24 +88,88 @@ class MemberOutcome:
         return sum(result.computed for result in self.results.values())
 
 
+class TrackingQueue:
+    """MLflow logging on a thread beside the science: SQLite commits and artifact copies
+    wait on the disk, and the next member's science need not wait for them.
+
+    Stands in for the TrackingResource in a study step: ``record`` queues and answers
+    ``pending``; ``finished`` hands back the outcomes logged so far, in order.
+    """
+
+    def __init__(self, tracking: Tracker) -> None:
+        self._tracking = tracking
+        self._jobs: queue.Queue[AssetRun | None] = queue.Queue()
+        self._done: queue.Queue[tuple[AssetRun, TrackingOutcome]] = queue.Queue()
+        self._queued = 0
+        self._thread = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (run := self._jobs.get()) is not None:
+            self._done.put((run, self._tracking.record(run)))  # never raises
+
+    def record(self, run: AssetRun) -> TrackingOutcome:
+        self._jobs.put(run)
+        self._queued += 1
+        return TrackingOutcome(pending=True)
+
+    def ensure_tracked(self, *args: Any) -> tuple[Any, TrackingOutcome | None]:
+        return self._tracking.ensure_tracked(*args)
+
+    def resolved_uri(self) -> str:
+        return self._tracking.resolved_uri()
+
+    def finished(self, wait: bool) -> list[tuple[AssetRun, TrackingOutcome]]:
+        """Outcomes logged so far; with ``wait``, every queued one."""
+        results = []
+        while self._queued and (wait or not self._done.empty()):
+            results.append(self._done.get())
+            self._queued -= 1
+        return results
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
 @dataclass
 class MemberRunner:
-    """Materializes members one after another, sharing what they have in common."""
+    """Materializes members one after another, sharing what they have in common.
+
+    With a ``tracking`` queue, a computed result is reported to Dagster once its MLflow run
+    is logged (so the materialization links to it); the science goes on meanwhile.
+    """
 
     registry: Registry
     scope_for: Callable[[str], RunScope]  # the cached path's scope for one member partition
     report: ReportFn
+    tracking: TrackingQueue | None = None
     seen: dict[tuple[str, str], StoreEntry] = field(default_factory=dict)
+    _pending: dict[tuple[str, str], tuple[RunScope, Cached]] = field(default_factory=dict)
 
     def run(self, partition_key: str, asset: str) -> MemberOutcome:
         outcome = MemberOutcome(partition_key)
         scope = self.scope_for(partition_key)
         config = self.registry.config(partition_key)
         for name in member_plan(asset, config):
-            outcome.results[name] = self._materialize(scope, name, config)
-            if outcome.results[name].computed:
-                self.report(name, partition_key, outcome.results[name])
+            cached = self._materialize(scope, name, config)
+            outcome.results[name] = cached
+            if cached.outcome is not None and cached.outcome.pending:
+                self._pending[(name, partition_key)] = (scope, cached)
+            elif cached.computed:
+                self.report(name, partition_key, cached)
+        self.flush(wait=False)
         return outcome
+
+    def flush(self, wait: bool) -> None:
+        """Report the results whose tracking has finished (with ``wait``: all of them)."""
+        if self.tracking is None:
+            return
+        for run, tracked in self.tracking.finished(wait):
+            scope, cached = self._pending.pop((run.asset, run.partition_key))
+            entry = remember_tracking(scope, cached.entry, tracked)
+            self.seen[(entry.asset, entry.key)] = entry
+            self.report(run.asset, run.partition_key, Cached(entry, cached.status, tracked))
 
     def _materialize(self, scope: RunScope, name: str, config: ExperimentConfig) -> Cached:
         node = NODES[name]
@@ -122,6 +190,7 @@ class MemberRunner:
                 yield self.run(key, asset)
             except Exception as error:  # one bad member must not lose the others' work
                 yield MemberOutcome(key, error=f"{type(error).__name__}: {error}")
+        self.flush(wait=True)
 
 
 @dataclass

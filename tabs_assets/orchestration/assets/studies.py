@@ -8,6 +8,7 @@ table then reads only the study's own members, by their store keys.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.study_run import (
     MemberRunner,
     ProgressLog,
+    TrackingQueue,
     json_statuses,
     member_summary,
     members_to_run,
@@ -133,25 +135,23 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
     record = registry.study(context.partition_key)
     step_scope = RunScope.of_step(context)
 
-    def scope_for(partition_key: str) -> RunScope:
-        return RunScope(
-            step_scope.store,
-            step_scope.tracking,
-            step_scope.forced,
-            partition_key,
-            step_scope.run_id,
-            step_scope.log,
-        )
+    tracking = TrackingQueue(step_scope.tracking)
 
-    runner = MemberRunner(registry, scope_for, _reporter(context, registry))
+    def scope_for(partition_key: str) -> RunScope:
+        return replace(step_scope, tracking=tracking, partition_key=partition_key)
+
+    runner = MemberRunner(registry, scope_for, _reporter(context, registry), tracking)
     outcomes = []
     progress = ProgressLog(len(members))
-    for outcome in runner.run_all(members, record.study.report.member_asset):
-        outcomes.append(json_statuses(outcome))
-        if outcome.error:
-            context.log.error(member_summary(outcome, len(outcomes), len(members)))
-        elif progress.due(len(outcomes)):
-            context.log.info(member_summary(outcome, len(outcomes), len(members)))
+    try:
+        for outcome in runner.run_all(members, record.study.report.member_asset):
+            outcomes.append(json_statuses(outcome))
+            if outcome.error:
+                context.log.error(member_summary(outcome, len(outcomes), len(members)))
+            elif progress.due(len(outcomes)):
+                context.log.info(member_summary(outcome, len(outcomes), len(members)))
+    finally:
+        tracking.close()
     return outcomes
 
 
