@@ -15,6 +15,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +31,7 @@ from dagster import (
 
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash
-from tabs_assets.orchestration import presentation
+from tabs_assets.orchestration import presentation, settings
 from tabs_assets.orchestration.executors import training_op_tags
 from tabs_assets.orchestration.graph import KEY_LENGTH, NODES, Node, entry_address, key_material
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
@@ -281,9 +282,18 @@ def _upstream_metrics(store: Store, material: dict[str, Any]) -> dict[str, dict[
     return found
 
 
+@cache
+def _share_cores() -> None:
+    """Set torch's threads once per process, before the first computation (see settings)."""
+    import torch
+
+    torch.set_num_threads(settings.torch_threads())
+
+
 def _compute_and_store(
     scope: RunScope, target: CacheTarget, compute: Callable[[], Computed]
 ) -> tuple[StoreEntry, TrackingOutcome]:
+    _share_cores()
     started = time.perf_counter()
     computed = compute()
     seconds = time.perf_counter() - started

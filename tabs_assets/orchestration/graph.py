@@ -229,20 +229,24 @@ NODES: dict[str, Node] = {
 
 # Keys per config object: a config's keys are asked for many times per run (every asset's
 # key contains its upstream keys). The cache holds the config itself, so an id is never reused
-# while its entry lives; configs are frozen, so their keys cannot change.
-_KEYS: OrderedDict[int, tuple[ExperimentConfig, dict[str, str]]] = OrderedDict()
+# while its entry lives; configs are frozen, and the one input outside the config, a user's
+# data file, is checked by its (per-process cached) fingerprint on every use.
+_KEYS: OrderedDict[int, tuple[ExperimentConfig, str | None, dict[str, str]]] = OrderedDict()
 _KEYS_CAPACITY = 1024
 
 
 def store_key(asset: str, config: ExperimentConfig) -> str:
     """The content address of ``asset``'s result for ``config``."""
+    from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
+
+    data = dataset_fingerprint(config.dataset)
     cached = _KEYS.get(id(config))
-    if cached is None or cached[0] is not config:
-        cached = (config, {})
+    if cached is None or cached[0] is not config or cached[1] != data:
+        cached = (config, data, {})
         _KEYS[id(config)] = cached
         if len(_KEYS) > _KEYS_CAPACITY:
             _KEYS.popitem(last=False)
-    keys = cached[1]
+    keys = cached[2]
     if asset not in keys:
         keys[asset] = content_hash(key_material(asset, config))[:KEY_LENGTH]
     return keys[asset]

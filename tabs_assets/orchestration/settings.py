@@ -10,6 +10,7 @@ EXPERIMENTS_ENV = "TABS_ASSETS_EXPERIMENTS"
 EXECUTOR_ENV = "TABS_ASSETS_EXECUTOR"
 TRAINING_POOL_ENV = "TABS_ASSETS_TRAINING_POOL"
 STUDY_SHARDS_ENV = "TABS_ASSETS_STUDY_SHARDS"
+TORCH_THREADS_ENV = "TABS_ASSETS_TORCH_THREADS"
 # Measured by benchmarks/cached_rerun.py: see the README, "Performance".
 DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
@@ -55,6 +56,20 @@ def study_shards() -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"${STUDY_SHARDS_ENV}={value!r}: expected a whole number >= 1")
     return int(value)
+
+
+def torch_threads() -> int:
+    """Torch threads for this process: $TABS_ASSETS_TORCH_THREADS, else the cores this process
+    may use less the machine's current load (at least 1). Torch's default, every core, makes
+    runs crawl on a busy machine (10-20x slower at load 9 on 2 cores)."""
+    value = os.environ.get(TORCH_THREADS_ENV)
+    if value is not None:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"${TORCH_THREADS_ENV}={value!r}: expected a whole number >= 1")
+        return int(value)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    return max(1, min(usable, usable - round(os.getloadavg()[0])))
 
 
 def ensure_dagster_home() -> Path:
