@@ -267,15 +267,19 @@ def test_sensor_registers_new_experiment_files(project_env) -> None:
     write_config(project_env["experiments"], "sensed", SMALL)
     instance = DagsterInstance.get()
     resources = {"store": StoreResource(root=str(project_env["store"]))}
-    result = experiments_sensor(build_sensor_context(instance=instance, resources=resources))
+    # StoreResource yields (its run-liveness hook), so Dagster requires the context to be
+    # entered: resources initialised on enter, torn down on exit.
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        result = experiments_sensor(context)
     [request] = result.dynamic_partitions_requests
     assert request.partitions_def_name == "configs"
     [key] = request.partition_keys
     assert key.startswith("sensed-")
     assert Registry(project_env["store"]).config_keys() == [key]
-    again = experiments_sensor(
-        build_sensor_context(instance=instance, resources=resources, cursor=result.cursor)
-    )
+    with build_sensor_context(
+        instance=instance, resources=resources, cursor=result.cursor
+    ) as context:
+        again = experiments_sensor(context)
     assert "no new or changed files" in str(again.skip_message)
 
 
