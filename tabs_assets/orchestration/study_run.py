@@ -8,6 +8,7 @@ reports what it computed to Dagster as materializations of the member partitions
 shows each member's progress and results like any run's.
 """
 
+import logging
 import math
 import queue
 import threading
@@ -23,6 +24,7 @@ from tabs_assets.orchestration.cached import (
     Cached,
     CacheTarget,
     Inputs,
+    RunLog,
     RunScope,
     config_inputs,
     materialize_cached,
@@ -33,6 +35,7 @@ from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.store import Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
+_LOGGER = logging.getLogger(__name__)
 ReportFn = Callable[[str, str, Cached], None]  # (asset, member partition key, result)
 
 
@@ -86,6 +89,22 @@ class MemberOutcome:
     @property
     def computed(self) -> int:
         return sum(result.computed for result in self.results.values())
+
+
+@dataclass(frozen=True)
+class MemberLog:
+    """A member's compute messages: progress (epochs, chunks) to Python's logger at DEBUG, not
+    to the run's event log (an event-log write per line costs more than a member's science);
+    warnings, named by member, to the step's log."""
+
+    step_log: RunLog
+    partition_key: str
+
+    def info(self, msg: str) -> None:
+        _LOGGER.debug("%s: %s", self.partition_key, msg)
+
+    def warning(self, msg: str) -> None:
+        self.step_log.warning(f"{self.partition_key}: {msg}")
 
 
 class TrackingQueue:

@@ -55,6 +55,7 @@ from tabs_assets.orchestration.partitions import study_partitions
 from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.study_run import (
+    MemberLog,
     MemberRunner,
     ProgressLog,
     TrackingQueue,
@@ -138,7 +139,8 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
     tracking = TrackingQueue(step_scope.tracking)
 
     def scope_for(partition_key: str) -> RunScope:
-        return replace(step_scope, tracking=tracking, partition_key=partition_key)
+        log = MemberLog(step_scope.log, partition_key)
+        return replace(step_scope, tracking=tracking, partition_key=partition_key, log=log)
 
     runner = MemberRunner(registry, scope_for, _reporter(context, registry), tracking)
     outcomes = []
