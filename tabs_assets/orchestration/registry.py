@@ -13,12 +13,8 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.loading import ResolvedConfig, validate_model
 from tabs_assets.config.study import ResolvedStudy, StudyConfig
-from tabs_assets.orchestration.store import (
-    REGISTRY_DIR,
-    is_unwritable,
-    unwritable,
-    write_file_durably,
-)
+from tabs_assets.files import write_file_durably
+from tabs_assets.orchestration.store import REGISTRY_DIR, is_unwritable, unwritable
 
 
 class UnknownPartitionError(KeyError):

@@ -32,10 +32,10 @@ import yaml
 from filelock import FileLock, Timeout
 
 from tabs_assets.config.hashing import file_sha256
+from tabs_assets.files import TEMP_PREFIX, fsync_path, umask, write_file_durably
 
 MANIFEST = "manifest.json"
 CONFIG_SLICE = "config.yaml"
-TEMP_PREFIX = ".tmp-"
 LOCK_DIR = ".locks"
 REGISTRY_DIR = "registry"
 _RESERVED = {LOCK_DIR, REGISTRY_DIR}
@@ -87,42 +87,18 @@ def lock_timeout_s() -> float:
     return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
 
 
-def _umask() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # no /proc: read it by setting it (and set it back at once)
-    os.umask(mask)
-    return mask
-
-
 def normalize_permissions(directory: Path) -> None:
     """Give every file and folder under ``directory`` the permissions the umask allows.
 
     safetensors and tempfile create 0600 files; every store file should be like the others.
     """
-    mask = _umask()
+    mask = umask()
     for path in [directory, *directory.rglob("*")]:
         if path.is_symlink():
             continue
         mode = 0o777 if path.is_dir() else 0o666
         if stat.S_IMODE(path.stat().st_mode) != mode & ~mask:
             os.chmod(path, mode & ~mask)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync one file or directory (directories: their entries, i.e. creates and renames)."""
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
-    try:
-        os.fsync(fd)
-    except OSError as error:  # some file systems cannot fsync a directory; the data is synced
-        if error.errno not in (errno.EINVAL, errno.EBADF) or not path.is_dir():
-            raise
-    finally:
-        os.close(fd)
 
 
 def fsync_tree(directory: Path) -> None:
@@ -134,22 +110,6 @@ def fsync_tree(directory: Path) -> None:
     for path in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
         fsync_path(path)
     fsync_path(directory)
-
-
-def write_file_durably(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling, fsync, rename over ``path``, fsync the folder."""
-    temp = path.with_name(f"{TEMP_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(temp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_path(path.parent)
 
 
 @dataclass(frozen=True)
@@ -270,9 +230,8 @@ class Store:
                 "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 **(holder_info or {}),
             }
-            temp = holder.with_name(f"{TEMP_PREFIX}{holder.name}-{uuid.uuid4().hex[:8]}")
-            temp.write_text(json.dumps(info))
-            os.replace(temp, holder)
+            # Informational and only true while this process lives: atomic, not fsynced.
+            write_file_durably(holder, json.dumps(info), durable=False)
         except OSError:
             pass  # the holder file is informational only
         try:

@@ -26,6 +26,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from tabs_assets.config.hashing import file_sha256
+from tabs_assets.files import write_file_durably
 from tabs_assets.science.datasets.tabular import DatasetError
 
 CHECKSUMS_FILE = "checksums.json"
@@ -70,9 +71,7 @@ def _read_checksums(path: Path) -> dict[str, str]:
 
 
 def _write_checksums(path: Path, checksums: dict[str, str]) -> None:
-    temp = path.with_name(f".{path.name}.part")
-    temp.write_text(json.dumps(checksums, indent=2, sort_keys=True) + "\n")
-    os.replace(temp, path)
+    write_file_durably(path, json.dumps(checksums, indent=2, sort_keys=True) + "\n")
 
 
 def _forget_checksum(checksums_path: Path, name: str) -> None:
