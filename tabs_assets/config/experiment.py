@@ -30,6 +30,38 @@ class ExplanationConfig(StrictModel):
     chunk_size: int = neutral(4096, "rows per explainer batch (memory only, never results)", gt=0)
 
 
+# The names of the metrics of an explanation_metrics entry: science.metrics.path_metrics computes
+# them (a test compares), study reports and the asset checks name them.
+COUNTERFACTUAL_METRICS = ("cf_step", "cf_l1", "cf_l2", "cf_l0", "cf_nll", "cf_lof", "cf_ynn")
+METRICS = (
+    "n_paths",
+    "n_valid",
+    "validity_rate",
+    "validity_rate_last",
+    "time_per_step_ns",
+    "mean_nll",
+    "mean_boundary_crossings",
+    "mean_distance_to_max",
+    "l1_auc",
+    "sparsity_l0",
+    "lof_auc",
+    "lof_fit_rows",
+    "ynn",
+    *COUNTERFACTUAL_METRICS,
+)
+# Metrics averaged over valid paths: NaN is the documented value when no path is valid.
+OVER_VALID_PATHS = (
+    "mean_nll",
+    "mean_boundary_crossings",
+    "mean_distance_to_max",
+    "ynn",
+    *COUNTERFACTUAL_METRICS,
+)
+# Metrics over the steps before the counterfactual: NaN also when every valid path starts at
+# its target (cf_step == 0: no such step).
+OVER_STEPS_BEFORE = ("mean_nll", "mean_distance_to_max")
+
+
 class MetricsConfig(StrictModel):
     """Path metrics (§6)."""
 

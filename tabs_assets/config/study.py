@@ -9,7 +9,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tabs_assets.config.base import Seed, StrictModel
-from tabs_assets.config.experiment import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, NAME_PATTERN
+from tabs_assets.config.experiment import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    METRICS,
+    NAME_PATTERN,
+)
 from tabs_assets.config.hashing import content_hash
 from tabs_assets.config.loading import (
     ConfigError,
@@ -25,29 +30,6 @@ MAX_SEEDS = 100
 MAX_STUDY_MEMBERS = 5000
 # What a report may group by besides the sweep's keys (science.study_tables.standard_labels).
 STANDARD_LABELS = ("dataset", "generative", "explainer", "loss", "loss_weight", "seed")
-# Every metric of an explanation_metrics entry (science.metrics.path_metrics; a test compares).
-METRICS = (
-    "n_paths",
-    "n_valid",
-    "validity_rate",
-    "validity_rate_last",
-    "time_per_step_ns",
-    "mean_nll",
-    "mean_boundary_crossings",
-    "mean_distance_to_max",
-    "l1_auc",
-    "sparsity_l0",
-    "lof_auc",
-    "lof_fit_rows",
-    "ynn",
-    "cf_step",
-    "cf_l1",
-    "cf_l2",
-    "cf_l0",
-    "cf_nll",
-    "cf_lof",
-    "cf_ynn",
-)
 
 
 class SeedsConfig(StrictModel):

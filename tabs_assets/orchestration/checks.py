@@ -36,7 +36,7 @@ from dagster import (
     asset_check,
 )
 
-from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.experiment import OVER_STEPS_BEFORE, OVER_VALID_PATHS, ExperimentConfig
 from tabs_assets.orchestration.graph import entry_address
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.store import MANIFEST, Store
@@ -50,24 +50,6 @@ DEFAULT_ACCURACY_MARGIN = 0.05
 DEFAULT_MAX_ROUND_TRIP = 1e-3
 MODEL_META = "model.json"  # science.models.trained.META_FILE (not imported: it pulls in torch)
 PATHS_TENSORS = "paths.safetensors"  # science.explainers.TENSORS_FILE (idem)
-
-# Metrics averaged over valid paths: NaN is the documented value when no path is valid.
-OVER_VALID_PATHS = (
-    "mean_nll",
-    "mean_boundary_crossings",
-    "mean_distance_to_max",
-    "ynn",
-    "cf_step",
-    "cf_l1",
-    "cf_l2",
-    "cf_l0",
-    "cf_nll",
-    "cf_lof",
-    "cf_ynn",
-)
-# Metrics over the steps before the counterfactual: NaN also when every valid path starts at
-# its target (cf_step == 0: no such step).
-OVER_STEPS_BEFORE = ("mean_nll", "mean_distance_to_max")
 
 
 class CheckOutcome(NamedTuple):
