@@ -127,8 +127,8 @@ def tracked_runs(tracking_uri: str, partition_key: str, run_id: str) -> dict[str
 
 @pytest.fixture
 def served_env(project_env: dict[str, Path], register, tmp_path: Path) -> Iterator[dict]:
-    """The repository's dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
-    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    """The repository's deploy/dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register("served", FAST_OVERRIDES)
     yield {"key": key, "logs": tmp_path / "logs", **project_env}
 
@@ -221,7 +221,7 @@ def test_deployment_files_fit_this_dagster_and_each_other() -> None:
 
     config, _ = dagster_instance_config(str(REPO / "deploy"), "dagster-postgres.yaml")
     assert "postgres" in config["storage"]
-    local = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
     assert config["concurrency"] == local["concurrency"]
     assert config["run_monitoring"] == local["run_monitoring"]
     env_file = (REPO / "deploy" / "tabs-assets.env").read_text()

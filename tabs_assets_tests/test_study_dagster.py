@@ -144,7 +144,7 @@ def test_rematerializing_a_member_makes_only_its_study_stale(project_env: dict[s
 
 @pytest.mark.integration
 def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tmp_path) -> None:
-    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register_study(project_env, study_file(project_env["experiments"], "served", [1, 2]))
     env = service_env({"TABS_ASSETS_EXECUTOR": "in_process"}, drop=["MLFLOW_TRACKING_URI"])
     with services(tmp_path / "logs", env) as stack:

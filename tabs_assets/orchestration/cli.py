@@ -370,6 +370,7 @@ def store_list() -> None:
 @click.argument("partition_key")
 def store_show(partition_key: str) -> None:
     """The entries a partition uses, whether each is cached, and its MLflow run."""
+    from tabs_assets.orchestration.presentation import format_value
     from tabs_assets.science.datasets.tabular import DatasetError
 
     try:
@@ -388,13 +389,8 @@ def store_show(partition_key: str) -> None:
         click.echo(f"{name:22} {key}  {path}")
         metrics = entry.manifest.get("report", {}).get("metrics", {})
         if metrics:
-            click.echo(
-                "    "
-                + ", ".join(
-                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in metrics.items()
-                )
-            )
+            # Counts as integers (n_paths=19200, not 1.92e+04), other floats to 4 digits.
+            click.echo("    " + ", ".join(f"{k}={format_value(v)}" for k, v in metrics.items()))
         if entry.manifest.get("mlflow_url"):
             click.echo(f"    mlflow: {entry.manifest['mlflow_url']}")
 
@@ -455,14 +451,13 @@ def _ensure_partition(partition_key: str) -> None:
 def _check_writable(partition_key: str, selection: str, force: Sequence[str]) -> None:
     """Before the run: results that must be computed need a writable store; say so plainly
     (a read-only store still serves a fully cached run)."""
-    from dagster import AssetSelection
-
     from tabs_assets.orchestration.definitions import defs
     from tabs_assets.orchestration.resources import FORCE_ALL
+    from tabs_assets.orchestration.selection import parse_selection
 
     config, store_ = _registry().config(partition_key), _store()
     graph = defs.resolve_asset_graph()
-    selected = {key.path[-1] for key in AssetSelection.from_string(selection).resolve(graph)}
+    selected = {key.path[-1] for key in parse_selection(selection).resolve(graph)}
     for name in (n for n in NODES if n in selected):
         folder, key = entry_address(name, config)
         if store_.entry_path(folder, key).is_dir() and not ({name, FORCE_ALL} & set(force)):

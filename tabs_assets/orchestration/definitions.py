@@ -2,6 +2,7 @@
 
 from dagster import Definitions, define_asset_job
 
+from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.assets.dataset import dataset
 from tabs_assets.orchestration.assets.explanations import (
     counterfactual_paths,
@@ -20,6 +21,9 @@ from tabs_assets.orchestration.io_manager import StoreIOManager
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.sensors import experiments_sensor
 from tabs_assets.orchestration.tracking import TrackingResource
+
+# `dagster asset materialize` in a terminal without DAGSTER_HOME: a message, not a traceback.
+settings.exit_if_dagster_cli_without_home()
 
 CONFIG_ASSETS = [
     dataset,

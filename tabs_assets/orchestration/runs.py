@@ -34,10 +34,9 @@ def materialize_partition(
     partition_key: str, selection: str = "*", force: Sequence[str] = ()
 ) -> Any:
     """Materialize ``selection`` of one config or study partition through Dagster (in process)."""
-    from dagster import AssetSelection
-
     from tabs_assets.orchestration.definitions import defs
     from tabs_assets.orchestration.partitions import config_partitions, study_partitions
+    from tabs_assets.orchestration.selection import parse_selection
 
     current = instance()
     graph = defs.resolve_asset_graph()
@@ -46,7 +45,7 @@ def materialize_partition(
     # '*' means "everything of this partition's kind": configs and studies partition differently.
     keys = {
         key
-        for key in AssetSelection.from_string(selection).resolve(graph)
+        for key in parse_selection(selection).resolve(graph)
         if graph.get(key).partitions_def == kind
     }
     job = defs.resolve_implicit_global_asset_job_def()

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 STORE_ENV = "TABS_ASSETS_STORE"
@@ -15,6 +16,8 @@ TORCH_THREADS_ENV = "TABS_ASSETS_TORCH_THREADS"
 DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# The instance settings copied into $DAGSTER_HOME (not at the root: `dagster dev` would warn).
+DAGSTER_YAML_TEMPLATE = Path("deploy") / "dagster.yaml"
 
 
 def project_root() -> Path:
@@ -73,15 +76,39 @@ def torch_threads() -> int:
 
 
 def ensure_dagster_home() -> Path:
-    """Set DAGSTER_HOME (default ``.dagster_home`` in the checkout) and install dagster.yaml.
+    """Set DAGSTER_HOME (default ``.dagster_home`` in the checkout) and install
+    deploy/dagster.yaml there as its dagster.yaml (when it has none).
 
     Without DAGSTER_HOME Dagster keeps run history in a throwaway directory.
     """
     home = Path(os.environ.get(DAGSTER_HOME_ENV) or project_root() / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ[DAGSTER_HOME_ENV] = str(home)
-    template = project_root() / "dagster.yaml"
+    template = project_root() / DAGSTER_YAML_TEMPLATE
     target = home / "dagster.yaml"
     if template.is_file() and not target.exists():
         shutil.copyfile(template, target)
     return home
+
+
+# Dagster CLI commands that run on the instance: without DAGSTER_HOME they use a throwaway one.
+_DAGSTER_RUN_COMMANDS = (["asset", "materialize"], ["job", "execute"], ["job", "launch"])
+
+
+def exit_if_dagster_cli_without_home() -> None:
+    """Called when the code location loads. ``dagster asset materialize`` (or ``job execute``)
+    with no DAGSTER_HOME runs on a temporary instance that has none of the registered partitions
+    and fails with a long DagsterInvalidSubsetError traceback: say what to set instead."""
+    if os.environ.get(DAGSTER_HOME_ENV) or Path(sys.argv[0]).name != "dagster":
+        return
+    if sys.argv[1:3] not in _DAGSTER_RUN_COMMANDS:
+        return
+    home = project_root() / ".dagster_home"
+    print(
+        f"DAGSTER_HOME is not set, so `dagster {' '.join(sys.argv[1:3])}` would use a temporary "
+        f"Dagster instance without the registered partitions. Use the instance tabs-assets "
+        f"registers them in:\n  export DAGSTER_HOME={home}\n"
+        f"or run it as `tabs-assets materialize KEY --select ...`.",
+        file=sys.stderr,
+    )
+    raise SystemExit(2)
