@@ -3,8 +3,8 @@
 Each test starts redis-server and `dagster-celery worker start -y deploy/celery.yaml` workers on
 127.0.0.1 (free ports), runs `dagster asset materialize` with TABS_ASSETS_EXECUTOR=celery (the
 run process only submits steps; the workers compute them into the shared store), and stops
-everything it started, also on failure. The instance uses the repository's deploy/dagster.yaml, so the
-training pool limit (1 slot) is the real one.
+everything it started, also on failure. The instance uses the repository's deploy/dagster.yaml,
+so the training pool limit (1 slot) is the real one.
 """
 
 import itertools

@@ -127,7 +127,7 @@ def tracked_runs(tracking_uri: str, partition_key: str, run_id: str) -> dict[str
 
 @pytest.fixture
 def served_env(project_env: dict[str, Path], register, tmp_path: Path) -> Iterator[dict]:
-    """The repository's deploy/dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
+    """deploy/dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
     shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register("served", FAST_OVERRIDES)
     yield {"key": key, "logs": tmp_path / "logs", **project_env}
