@@ -12,7 +12,7 @@ from tabs_assets.config.losses import (
     StretchLoss,
     TargetCrossEntropyLoss,
 )
-from tabs_assets.science.losses import PROBABILITY_FLOOR, validity_loss
+from tabs_assets.science.losses import FORMULAS, PROBABILITY_FLOOR, validity_loss
 
 # log of known probabilities: softmax gives them back exactly up to float rounding.
 PROBABILITIES = torch.tensor([[0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
@@ -97,3 +97,18 @@ def test_path_logits_use_the_label_of_their_row_at_every_step() -> None:
 def test_mismatched_labels_are_rejected() -> None:
     with pytest.raises(ValueError, match="do not match"):
         validity_loss(torch.zeros(2, 3, 4), torch.zeros(2), torch.zeros(2), GeneralValidityLoss())
+
+
+def test_every_loss_config_has_a_formula_a_label_and_a_weight() -> None:
+    configs = [GeneralValidityLoss(weight=0.5), TargetCrossEntropyLoss(), BinaryStretchLoss()]
+    configs += [StretchLoss(), AwayLoss()]
+    assert set(FORMULAS) == {config.kind for config in configs}
+    assert [config.label for config in configs] == [
+        "logit/source",
+        "target_ce",
+        "binary_stretch",
+        "stretch",
+        "away",
+    ]
+    assert configs[0].loss_weight == 0.5
+    assert all(math.isnan(config.loss_weight) for config in configs[1:])

@@ -26,7 +26,20 @@ class SplitConfig(StrictModel):
 
 
 class _DatasetBase(StrictModel):
+    """What a data set reads, as data: the pipeline reads these, never the config's type."""
+
     split: SplitConfig = SplitConfig()
+
+    @property
+    def label(self) -> str:
+        """Short readable name for reports."""
+        return self.kind  # type: ignore[attr-defined]  # every data set config has a kind
+
+    @property
+    def data_file(self) -> Path | None:
+        """The user's file the data are read from: its content is part of the cache key and it
+        is checked before a run. None: the data are generated, bundled or downloaded."""
+        return None
 
 
 class CakeOnSeaConfig(_DatasetBase):
@@ -76,6 +89,10 @@ class SklearnDatasetConfig(_DatasetBase):
     kind: Literal["sklearn"] = "sklearn"
     name: Literal["breast_cancer", "wine", "iris", "digits"]
 
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.name}"
+
 
 class TabularFileConfig(_DatasetBase):
     """Your own CSV or Parquet file (§1.3). The file's checksum is part of the cache key."""
@@ -96,6 +113,10 @@ class TabularFileConfig(_DatasetBase):
     label_mapping: dict[str, Annotated[int, Field(ge=0)]] | None = Field(
         None, description="raw label (as text) -> class index; None = sorted unique labels"
     )
+
+    @property
+    def data_file(self) -> Path:
+        return self.path
 
 
 DatasetConfig = Annotated[

@@ -1,5 +1,6 @@
 """Validity loss configs (SCIENCE.md §3). Lower is better; explainers descend along -grad."""
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -9,7 +10,26 @@ from tabs_assets.config.base import StrictModel
 DEFAULT_CLASS_WEIGHT = 1.0
 
 
-class GeneralValidityLoss(StrictModel):
+class BaseValidityLoss(StrictModel):
+    """What a validity loss is, as data: the pipeline reads these, never the config's type.
+
+    Adding a loss means a config here and its formula in ``science/losses.py:FORMULAS``.
+    """
+
+    kind: str
+
+    @property
+    def label(self) -> str:
+        """Short readable name for reports and figure titles."""
+        return self.kind
+
+    @property
+    def loss_weight(self) -> float:
+        """The class weight of the loss (the ``loss_weight`` report label); NaN: it has none."""
+        return math.nan
+
+
+class GeneralValidityLoss(BaseValidityLoss):
     """L = -k_t + w_s * k_s + w_o * sum_{c not in {s,t}} k_c.
 
     ``classes`` picks (w_s, w_o): target -> (0, 0), source -> (weight, 0), others ->
@@ -31,45 +51,33 @@ class GeneralValidityLoss(StrictModel):
     def label(self) -> str:
         return f"{self.quantity}/{self.classes}"
 
+    @property
+    def loss_weight(self) -> float:
+        return self.weight
 
-class TargetCrossEntropyLoss(StrictModel):
+
+class TargetCrossEntropyLoss(BaseValidityLoss):
     """-log p_t."""
 
     kind: Literal["target_ce"] = "target_ce"
 
-    @property
-    def label(self) -> str:
-        return "target_ce"
 
-
-class BinaryStretchLoss(StrictModel):
+class BinaryStretchLoss(BaseValidityLoss):
     """(log p_s - log p_t) / 2."""
 
     kind: Literal["binary_stretch"] = "binary_stretch"
 
-    @property
-    def label(self) -> str:
-        return "binary_stretch"
 
-
-class StretchLoss(StrictModel):
+class StretchLoss(BaseValidityLoss):
     """(2 CE(f, t) - sum_c CE(f, c)) / C."""
 
     kind: Literal["stretch"] = "stretch"
 
-    @property
-    def label(self) -> str:
-        return "stretch"
 
-
-class AwayLoss(StrictModel):
+class AwayLoss(BaseValidityLoss):
     """log p_s: move away from the source towards any other class (no target needed)."""
 
     kind: Literal["away"] = "away"
-
-    @property
-    def label(self) -> str:
-        return "away"
 
 
 ValidityLossConfig = Annotated[

@@ -91,7 +91,7 @@ def admission_problems(
     from tabs_assets.config.hashing import canonical_json
 
     shape = None
-    if isinstance(config.dataset, TabularFileConfig):
+    if config.dataset.data_file is not None:
         checked = {} if checked is None else checked
         key = canonical_json(config.dataset)
         if key not in checked:

@@ -7,17 +7,12 @@ broadcast explicitly and gathered, never flattened and repeated (the research co
 paired step-major logits with row-major labels: SCIENCE.md §9).
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-from tabs_assets.config.losses import (
-    AwayLoss,
-    BinaryStretchLoss,
-    GeneralValidityLoss,
-    StretchLoss,
-    TargetCrossEntropyLoss,
-    ValidityLossConfig,
-)
+from tabs_assets.config.losses import GeneralValidityLoss, ValidityLossConfig
 
 PROBABILITY_FLOOR = 1e-18
 """p is clamped to at least this before the log of the general `log_prb` quantity."""
@@ -75,6 +70,44 @@ def general_loss(
     return loss
 
 
+def target_ce_loss(
+    logits: Tensor, source: Tensor, target: Tensor, config: ValidityLossConfig
+) -> Tensor:
+    """-log p_t."""
+    return -pick(torch.log_softmax(logits, dim=-1), target)
+
+
+def binary_stretch_loss(
+    logits: Tensor, source: Tensor, target: Tensor, config: ValidityLossConfig
+) -> Tensor:
+    """(log p_s - log p_t) / 2."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return (pick(log_p, source) - pick(log_p, target)) / 2
+
+
+def stretch_loss(
+    logits: Tensor, source: Tensor, target: Tensor, config: ValidityLossConfig
+) -> Tensor:
+    """(2 CE(f, t) - sum_c CE(f, c)) / C, with CE(f, c) = -log p_c."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return (-2 * pick(log_p, target) + log_p.sum(-1)) / logits.shape[-1]
+
+
+def away_loss(logits: Tensor, source: Tensor, target: Tensor, config: ValidityLossConfig) -> Tensor:
+    """log p_s (``target`` is not used)."""
+    return pick(torch.log_softmax(logits, dim=-1), source)
+
+
+# Each loss config's formula, by its ``kind``: (logits, source, target, config) -> loss [...].
+FORMULAS: dict[str, Callable[..., Tensor]] = {
+    "general": general_loss,
+    "target_ce": target_ce_loss,
+    "binary_stretch": binary_stretch_loss,
+    "stretch": stretch_loss,
+    "away": away_loss,
+}
+
+
 def validity_loss(
     logits: Tensor, source: Tensor, target: Tensor, config: ValidityLossConfig
 ) -> Tensor:
@@ -83,16 +116,4 @@ def validity_loss(
     ``source``/``target`` are [...] or a right-aligned suffix of it (e.g. [B] for [S, B, C]).
     The away loss ignores ``target``.
     """
-    if isinstance(config, GeneralValidityLoss):
-        return general_loss(logits, source, target, config)
-    log_p = torch.log_softmax(logits, dim=-1)
-    if isinstance(config, TargetCrossEntropyLoss):
-        return -pick(log_p, target)
-    if isinstance(config, BinaryStretchLoss):
-        return (pick(log_p, source) - pick(log_p, target)) / 2
-    if isinstance(config, StretchLoss):
-        # CE(f, c) = -log p_c, so (2 CE(f, t) - sum_c CE(f, c)) / C.
-        return (-2 * pick(log_p, target) + log_p.sum(-1)) / logits.shape[-1]
-    if isinstance(config, AwayLoss):
-        return pick(log_p, source)
-    raise TypeError(f"unknown validity loss config {type(config).__name__}")
+    return FORMULAS[config.kind](logits, source, target, config)

@@ -20,13 +20,12 @@ PERCENT_METRICS = {"validity_rate", "validity_rate_last", "ynn", "cf_ynn"}
 
 def standard_labels(config: ExperimentConfig) -> dict[str, Any]:
     """Readable labels of a member config: what report rows and columns group by."""
-    dataset = config.dataset
     return {
-        "dataset": f"{dataset.kind}:{dataset.name}" if dataset.kind == "sklearn" else dataset.kind,
+        "dataset": config.dataset.label,
         "generative": config.generative_model.label,
         "explainer": config.explainer.label,
         "loss": config.loss.label,
-        "loss_weight": getattr(config.loss, "weight", math.nan),
+        "loss_weight": config.loss.loss_weight,
         SEED_LABEL: config.generative_model.training.seed,
     }
 

@@ -4,7 +4,7 @@ every materialization, so this module imports neither pandas nor scikit-learn.""
 import time
 from pathlib import Path
 
-from tabs_assets.config.datasets import DatasetConfig, TabularFileConfig
+from tabs_assets.config.datasets import DatasetConfig
 from tabs_assets.config.hashing import file_sha256
 from tabs_assets.science.datasets.tabular import DatasetError
 
@@ -45,6 +45,4 @@ def file_fingerprint(path: Path) -> str:
 
 def dataset_fingerprint(config: DatasetConfig) -> str | None:
     """Content hash of the data a config reads from a user file; None for other kinds."""
-    if isinstance(config, TabularFileConfig):
-        return file_fingerprint(config.path)
-    return None
+    return None if config.data_file is None else file_fingerprint(config.data_file)

@@ -46,7 +46,7 @@ STREAM_COLOURS = ListedColormap(colormaps["magma"](np.linspace(0.0, 0.8, 256)))
 
 
 def loss_label(loss_config: ValidityLossConfig) -> str:
-    return str(getattr(loss_config, "label", loss_config.kind))
+    return loss_config.label
 
 
 def pair_title(
