@@ -229,9 +229,9 @@ NODES: dict[str, Node] = {
 
 # Keys per config object: a config's keys are asked for many times per run (every asset's
 # key contains its upstream keys). The cache holds the config itself, so an id is never reused
-# while its entry lives; configs are frozen, and the one input outside the config, a user's
-# data file, is checked by its (per-process cached) fingerprint on every use.
-_KEYS: OrderedDict[int, tuple[ExperimentConfig, str | None, dict[str, str]]] = OrderedDict()
+# while its entry lives; configs are frozen. What else goes into a key is checked on every use:
+# a user's data file by its (per-process cached) fingerprint, the graph by its nodes' identity.
+_KEYS: OrderedDict[int, tuple[ExperimentConfig, tuple, dict[str, str]]] = OrderedDict()
 _KEYS_CAPACITY = 1024
 
 
@@ -239,10 +239,10 @@ def store_key(asset: str, config: ExperimentConfig) -> str:
     """The content address of ``asset``'s result for ``config``."""
     from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
 
-    data = dataset_fingerprint(config.dataset)
+    inputs = (dataset_fingerprint(config.dataset), PACKAGE_DIR, *map(id, NODES.values()))
     cached = _KEYS.get(id(config))
-    if cached is None or cached[0] is not config or cached[1] != data:
-        cached = (config, data, {})
+    if cached is None or cached[0] is not config or cached[1] != inputs:
+        cached = (config, inputs, {})
         _KEYS[id(config)] = cached
         if len(_KEYS) > _KEYS_CAPACITY:
             _KEYS.popitem(last=False)
@@ -274,6 +274,7 @@ STUDY_SOURCES: dict[str, tuple[str, ...]] = {
     "study_members": (
         "config/study.py",
         "orchestration/study_run.py",
+        "orchestration/assets/studies.py",
     ),
     "study_table": (
         "config/study.py",
