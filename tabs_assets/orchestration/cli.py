@@ -130,12 +130,11 @@ def list_partitions() -> None:
     Each config also shows its asset checks (those that read only the manifests) and names
     the failed ones.
     """
-    from tabs_assets.orchestration.assets.studies import members_changed_since_table
     from tabs_assets.orchestration.checks import check_results
-    from tabs_assets.orchestration.maintenance import scan_registry
+    from tabs_assets.orchestration.study_status import all_study_status
 
     registry, store = _registry(), _store()
-    scan = scan_registry(registry)
+    studies, scan = all_study_status(_instance(), registry, store)
     names = list(NODES)
     click.echo("configs (" + ", ".join(f"{i + 1}={n}" for i, n in enumerate(names)) + ")")
     for key, config in scan.configs.items():
@@ -151,19 +150,22 @@ def list_partitions() -> None:
             if not ok:
                 click.echo(f"      {severity} {name}: {message}")
     click.echo("studies")
-    for key, study_record in scan.studies.items():
-        done = sum(
-            _cached_assets(scan.configs[member], store)["explanation_metrics"]
-            for member in study_record.member_keys
-        )
-        click.echo(f"  {key:40} {done}/{len(study_record.member_keys)} members with metrics")
-        changed = members_changed_since_table(_instance(), study_record)
-        if changed:
-            click.echo(
-                f"      stale: {len(changed)} member(s) re-materialized since the study table "
-                f"(e.g. {changed[0]}); run `tabs-assets study run {key}`"
-            )
+    _print_studies(studies)
     _report_broken(scan)
+
+
+def _print_studies(studies: list[Any]) -> None:
+    """One line per study (members done / total), and its stale members if any."""
+    for status in studies:
+        click.echo(
+            f"  {status.key:40} {status.done}/{len(status.members)} members with "
+            f"{status.member_asset}, report {'made' if status.report else 'not made'}"
+        )
+        if status.stale:
+            click.echo(
+                f"      stale: {len(status.stale)} member(s) re-materialized since the study "
+                f"table (e.g. {status.stale[0]}); run `tabs-assets study run {status.key}`"
+            )
 
 
 def _report_broken(scan: Any) -> None:
@@ -348,6 +350,52 @@ def study_run(target: str, shards: int, force: tuple[str, ...]) -> None:
         click.echo(f"report: {report}")
     if not result.success:
         _fail(f"run {result.run_id} failed; see the log above or the Dagster UI")
+
+
+@study.command(name="list")
+def study_list() -> None:
+    """Registered studies: members done / total, stale members, whether the report exists."""
+    from tabs_assets.orchestration.study_status import all_study_status
+
+    studies, scan = all_study_status(_instance(), _registry(), _store())
+    if not studies:
+        click.echo("no registered studies (tabs-assets register experiments/studies/FILE.yaml)")
+    _print_studies(studies)
+    _report_broken(scan)
+
+
+@study.command(name="show")
+@click.argument("key")
+def study_show(key: str) -> None:
+    """A registered study's members and their status, and where its report is."""
+    from tabs_assets.orchestration.study_status import all_study_status
+
+    studies, scan = all_study_status(_instance(), _registry(), _store())
+    found = [status for status in studies if status.key == key]
+    broken = [record for record in scan.broken if record.key == key]
+    if broken:
+        _fail(broken[0].describe())
+    if not found:
+        known = ", ".join(status.key for status in studies) or "none"
+        _fail(f"{key} is not a registered study (registered: {known})")
+    status = found[0]
+    click.echo(
+        f"study {status.key} ({status.name}): {status.done}/{len(status.members)} members "
+        f"with {status.member_asset}"
+    )
+    if status.report:
+        click.echo(f"report: {status.report}")
+    else:
+        click.echo(f"report: not made yet (tabs-assets study run {status.key})")
+    if status.stale:
+        click.echo(
+            f"stale: {len(status.stale)} member(s) re-materialized since the study table; "
+            f"run `tabs-assets study run {status.key}`"
+        )
+    width = max(len(member.key) for member in status.members)
+    for member in status.members:
+        labels = ", ".join(f"{name}={value}" for name, value in member.labels.items())
+        click.echo(f"  {member.key:{width}}  {member.state:8}  {labels}")
 
 
 @main.group()
