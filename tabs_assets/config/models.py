@@ -1,6 +1,6 @@
 """Model configs (SCIENCE.md §2, §5): classifier, generative models, training."""
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -63,6 +63,14 @@ class PathRegularizationConfig(StrictModel):
 class BaseGenerativeConfig(StrictModel):
     """What a generative model is, as data: the pipeline reads these, never the config's type."""
 
+    is_flow: ClassVar[bool] = False
+    """An invertible flow: its latent space is as wide as the data (latent maps are drawn)."""
+
+    @property
+    def label(self) -> str:
+        """Short readable name for report rows and columns."""
+        return self.kind  # type: ignore[attr-defined]  # every generative config has a kind
+
     @property
     def path_regularized(self) -> bool:
         """Trained with the explainers' path loss (needs the classifier upstream, §5)."""
@@ -71,6 +79,8 @@ class BaseGenerativeConfig(StrictModel):
 
 class NiceConfig(BaseGenerativeConfig):
     """NICE normalizing flow: additive couplings + diagonal scaling, latent width = D."""
+
+    is_flow: ClassVar[bool] = True
 
     kind: Literal["nice"] = "nice"
     coupling_layers: int = Field(4, ge=2)
@@ -98,10 +108,6 @@ class AutoencoderConfig(BaseGenerativeConfig):
     hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     training: TrainingConfig = TrainingConfig()
 
-    @property
-    def label(self) -> str:
-        return self.kind
-
 
 class VaeConfig(BaseGenerativeConfig):
     """VAE with beta-weighted KL; the mean is used at evaluation time."""
@@ -111,10 +117,6 @@ class VaeConfig(BaseGenerativeConfig):
     hidden: HiddenSizes = Field(default_factory=lambda: [50, 50])
     beta: float = Field(1.0, gt=0)
     training: TrainingConfig = TrainingConfig()
-
-    @property
-    def label(self) -> str:
-        return self.kind
 
 
 GenerativeModelConfig = Annotated[

@@ -284,7 +284,7 @@ def latent_map_figures(context: AssetExecutionContext, record: StudyRecord) -> d
         config = registry.config(key)
         labels = standard_labels(config)
         flows = chosen.setdefault(labels["dataset"], {})
-        if config.generative_model.kind == "nice" and labels["generative"] not in flows:
+        if config.generative_model.is_flow and labels["generative"] not in flows:
             flows[labels["generative"]] = config  # the first seed met
     figures = {}
     for dataset_label, flows in chosen.items():
