@@ -14,7 +14,7 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from torch import nn
+from torch import Tensor, nn
 
 from tabs_assets.config.datasets import CakeOnSeaConfig, SklearnDatasetConfig
 from tabs_assets.config.experiment import MetricsConfig, PlotsConfig
@@ -222,20 +222,26 @@ def test_path_figures_render_for_any_width(cases: dict[str, Case], name: str) ->
     assert_png(validity_per_target_figure(case.paths, case.data.class_names))
 
 
-def test_validity_per_target_bars_are_shares_of_valid_paths() -> None:
-    # Targets [0, 0, 1, 2]; path 0 reaches 0, path 1 never does, path 2 reaches 1: 50 %, 100 %, 0 %.
-    predictions = torch.tensor([[1, 1, 0, 0], [0, 2, 1, 1]])
-    paths = CounterfactualPaths(
-        inputs=torch.zeros(4, 2),
-        sources=torch.tensor([1, 1, 0, 0]),
-        targets=torch.tensor([0, 0, 1, 2]),
-        points=torch.zeros(2, 4, 2),
+def label_paths(sources: list[int], targets: list[int], predictions: Tensor) -> CounterfactualPaths:
+    """2-D paths at the origin, 3 classes: only their labels ([S, B] predictions) count."""
+    n_steps, n_paths = predictions.shape
+    return CounterfactualPaths(
+        inputs=torch.zeros(n_paths, 2),
+        sources=torch.tensor(sources),
+        targets=torch.tensor(targets),
+        points=torch.zeros(n_steps, n_paths, 2),
         latents=None,
-        logits=torch.zeros(2, 4, 3),
+        logits=torch.zeros(n_steps, n_paths, 3),
         predictions=predictions,
         seconds=0.0,
         method="wachter",
     )
+
+
+def test_validity_per_target_bars_are_shares_of_valid_paths() -> None:
+    # Targets [0, 0, 1, 2]; path 0 reaches 0, path 1 never does, path 2 reaches 1: 50 %, 100 %, 0 %.
+    predictions = torch.tensor([[1, 1, 0, 0], [0, 2, 1, 1]])
+    paths = label_paths([1, 1, 0, 0], [0, 0, 1, 2], predictions)
     figure = validity_per_target_figure(paths, ["a", "b", "c"])
     heights = [patch.get_height() for patch in figure.axes[0].patches]
     assert heights == pytest.approx([0.5, 1.0, 0.0])
@@ -383,15 +389,5 @@ def test_path_selection_is_deterministic_and_spread() -> None:
     assert spread_indices(100, 5).tolist() == [0, 25, 50, 74, 99]
     assert spread_indices(3, 20).tolist() == [0, 1, 2]
     assert spread_indices(0, 20).tolist() == []
-    paths = CounterfactualPaths(
-        inputs=torch.zeros(4, 2),
-        sources=torch.tensor([1, 2, 2, 1]),
-        targets=torch.tensor([0, 0, 0, 0]),
-        points=torch.zeros(1, 4, 2),
-        latents=None,
-        logits=torch.zeros(1, 4, 3),
-        predictions=torch.zeros(1, 4, dtype=torch.long),
-        seconds=0.0,
-        method="wachter",
-    )
+    paths = label_paths([1, 2, 2, 1], [0, 0, 0, 0], torch.zeros(1, 4, dtype=torch.long))
     assert common_pair(paths) == (1, 0)  # tie between (1, 0) and (2, 0): the smallest
