@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from filelock import FileLock
 
 from tabs_assets.orchestration.graph import entry_address
@@ -335,3 +335,46 @@ def test_worker_killed_mid_training_leaves_a_valid_store_and_the_rerun_completes
     assert classifier["dagster_run_id"] == rerun.run_id and classifier["pid"] != pid
     assert_store_is_valid(store)
     assert celery_stack.workers["gpu_worker"].running()  # Celery replaced the killed process
+
+
+def test_a_study_fans_its_members_out_over_celery_workers(
+    celery_stack: CeleryStack, project_env: dict[str, Path]
+) -> None:
+    """The same study path as in process: shards of members become Celery tasks."""
+    from tabs_assets_tests.test_study_dagster import register_study, study_file
+
+    key = register_study(project_env, study_file(project_env["experiments"], "fanned", [1, 2, 3]))
+    # Read where the planning step runs, so set for the workers (deploy/tabs-assets.env).
+    celery_stack.services.env["TABS_ASSETS_STUDY_SHARDS"] = "2"
+    celery_stack.start_worker("worker_a", f"dagster,{TRAINING_QUEUE}", processes=2)
+    celery_stack.start_worker("worker_b", f"dagster,{TRAINING_QUEUE}")
+    run = celery_stack.services.start(
+        "study",
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "tabs_assets.orchestration.definitions",
+            "--select",
+            "group:studies",
+            "--partition",
+            key,
+        ],
+    )
+    assert run.wait(timeout=420) == 0, run.log()[-6000:]
+    instance = DagsterInstance.get()
+    study_run = run_of(instance, key)
+    assert study_run.status == DagsterRunStatus.SUCCESS
+    steps = step_records(instance, study_run.run_id)
+    shards = {name: step for name, step in steps.items() if "materialize_study_shard" in name}
+    assert len(shards) == 2, steps
+    worker_processes = celery_stack.worker_processes()
+    for name, step in shards.items():
+        assert step.worker in celery_stack.workers, (name, step)
+        assert worker_processes.get(step.pid) == step.worker, (name, step)
+    record = Registry(project_env["store"]).study(key)
+    members = set(instance.get_materialized_partitions(AssetKey("explanation_metrics")))
+    assert members == set(record.member_keys)
+    assert set(instance.get_materialized_partitions(AssetKey("study_report"))) == {key}
+    assert_store_is_valid(Store(project_env["store"]))
