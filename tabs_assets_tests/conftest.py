@@ -56,6 +56,15 @@ def project_env(
     return paths
 
 
+def text_payload(text: str) -> Callable[[Path], None]:
+    """A store payload writer: ``payload.txt`` holding ``text``."""
+
+    def save(directory: Path) -> None:
+        (directory / "payload.txt").write_text(text)
+
+    return save
+
+
 def write_config(directory: Path, name: str, overrides: dict[str, Any]) -> Path:
     """A config YAML file with dotted overrides applied to the defaults."""
     import yaml

@@ -19,18 +19,11 @@ from tabs_assets.orchestration.cli import main
 from tabs_assets.orchestration.graph import entry_address, study_store_key
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.store import LockTimeoutError, Store
-from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, text_payload
 
 
 def _cli(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def _payload(text: str) -> Callable[[Path], None]:
-    def save(directory: Path) -> None:
-        (directory / "payload.txt").write_text(text)
-
-    return save
 
 
 def _broken_records(store_root: Path) -> None:
@@ -61,11 +54,11 @@ def test_broken_records_do_not_stop_list_gc_or_unregister(
     key = register("good", {"dataset.kind": "sklearn", "dataset.name": "iris"})
     store = Store(project_env["store"])
     config = Registry(project_env["store"]).config(key)
-    kept = store.write(*entry_address("dataset", config), _payload("used"), {}, {})
+    kept = store.write(*entry_address("dataset", config), text_payload("used"), {}, {})
     made_by_broken = store.write(
-        "dataset", "b" * 16, _payload("x"), {}, {"partition_key": "gone-00000000"}
+        "dataset", "b" * 16, text_payload("x"), {}, {"partition_key": "gone-00000000"}
     )
-    orphan = store.write("dataset", "c" * 16, _payload("y"), {}, {"partition_key": "old-1"})
+    orphan = store.write("dataset", "c" * 16, text_payload("y"), {}, {"partition_key": "old-1"})
     _broken_records(project_env["store"])
 
     listed = _cli("list")
@@ -128,16 +121,21 @@ def test_gc_keeps_a_registered_studys_entries(project_env: dict[str, Path]) -> N
         store.write(
             asset,
             study_store_key(asset, record.study, members),
-            _payload(asset),
+            text_payload(asset),
             {},
             {"partition_key": study_key},
         )
         for asset in ("study_table", "study_report")
     ]
     member_entry = store.write(
-        *entry_address("explanation_metrics", next(iter(members.values()))), _payload("m"), {}, {}
+        *entry_address("explanation_metrics", next(iter(members.values()))),
+        text_payload("m"),
+        {},
+        {},
     )
-    stale = store.write("study_table", "d" * 16, _payload("old"), {}, {"partition_key": study_key})
+    stale = store.write(
+        "study_table", "d" * 16, text_payload("old"), {}, {"partition_key": study_key}
+    )
     assert expand_study(study_file).partition_key == study_key
 
     dry = _cli("store", "gc", "--dry-run")
@@ -162,7 +160,7 @@ def test_gc_never_follows_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     (outside / "precious.txt").write_text("keep me")
     root = tmp_path / "store"
     store = Store(root)
-    store.write("thing", "drop", _payload("b"), {}, {})
+    store.write("thing", "drop", text_payload("b"), {}, {})
     (root / "linked_asset").symlink_to(outside, target_is_directory=True)
     (root / "thing" / "linked_entry").symlink_to(outside / "k1", target_is_directory=True)
     plan = store.gc_plan(set(), min_temp_age_s=0)
@@ -201,7 +199,7 @@ def test_read_only_or_full_store_gives_a_message_not_a_traceback(
 
     register("ro", {"dataset.kind": "sklearn", "dataset.name": "iris"})
     store = Store(project_env["store"])
-    orphan = store.write("dataset", "e" * 16, _payload("x"), {}, {})
+    orphan = store.write("dataset", "e" * 16, text_payload("x"), {}, {})
     config_file = project_env["experiments"] / "other.yaml"
     config_file.write_text("name: other\ndataset: {kind: sklearn, name: wine}\n")
 
@@ -259,7 +257,9 @@ with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}
         process.wait()
 
 
-KILLED_MATERIALIZE_EPOCHS = 2000
+# Long enough to be killed mid-training (~40 ms per epoch), short enough to be made again by
+# the rerun that checks its MLflow run.
+KILLED_MATERIALIZE_EPOCHS = 400
 
 
 @pytest.mark.integration
@@ -267,7 +267,8 @@ def test_killed_run_does_not_block_the_next_training(
     project_env: dict[str, Path], register: Callable[..., str]
 ) -> None:
     """kill -9 of `tabs-assets materialize` while it trains (holding the training-pool slot):
-    the next run starts training within seconds and succeeds."""
+    the next run starts training within seconds and succeeds; the killed run's entry, once a
+    rerun makes it, has its finished MLflow run."""
     key = register(
         "killed",
         {
@@ -316,3 +317,18 @@ def test_killed_run_does_not_block_the_next_training(
     print(f"rerun after kill -9: {elapsed:.1f} s (first run killed after {killed_after:.1f} s)")
     assert "reference_density" in second.stdout and elapsed < 60
     assert "died; freed its pool slots" in second.stderr
+
+    # The entry the killed run was making (its classifier), made by a rerun, is tracked.
+    third = subprocess.run(
+        [*command, "--select", "classifier"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert third.returncode == 0, third.stdout + third.stderr
+    from mlflow.tracking import MlflowClient
+
+    store_root = project_env["store"]
+    _, classifier_key = entry_address("classifier", Registry(store_root).config(key))
+    manifest = Store(store_root).verify("classifier", classifier_key).manifest
+    client = MlflowClient(tracking_uri=f"sqlite:///{store_root}/mlflow.db")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["tabs_assets.store_key"] == classifier_key

@@ -16,18 +16,12 @@ from tabs_assets.orchestration.store import (
     CorruptEntryError,
     Store,
 )
-
-
-def _write_text_payload(text: str):
-    def save(directory: Path) -> None:
-        (directory / "payload.txt").write_text(text)
-
-    return save
+from tabs_assets_tests.conftest import text_payload
 
 
 def test_write_then_lookup_returns_verified_entry(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.write("thing", "k1", _write_text_payload("hello"), {"a": 1}, {"code_version": "1"})
+    store.write("thing", "k1", text_payload("hello"), {"a": 1}, {"code_version": "1"})
     entry = store.lookup("thing", "k1")
     assert entry is not None
     assert (entry.path / "payload.txt").read_text() == "hello"
@@ -38,7 +32,7 @@ def test_write_then_lookup_returns_verified_entry(tmp_path: Path) -> None:
 
 def test_corrupt_payload_is_detected_and_removed(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    entry = store.write("thing", "k1", _write_text_payload("hello"), {}, {})
+    entry = store.write("thing", "k1", text_payload("hello"), {}, {})
     (entry.path / "payload.txt").write_text("jello")  # same size, different bytes
     with pytest.raises(CorruptEntryError, match=r"payload\.txt"):
         store.verify("thing", "k1")
@@ -48,7 +42,7 @@ def test_corrupt_payload_is_detected_and_removed(tmp_path: Path) -> None:
 
 def test_entry_without_manifest_is_never_used(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    entry = store.write("thing", "k1", _write_text_payload("x"), {}, {})
+    entry = store.write("thing", "k1", text_payload("x"), {}, {})
     (entry.path / MANIFEST).unlink()
     assert store.lookup("thing", "k1") is None
 
@@ -120,7 +114,7 @@ with Store(sys.argv[1]).lock("thing", "k1"):
 
 def test_update_manifest_keeps_payload_valid(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    entry = store.write("thing", "k1", _write_text_payload("x"), {}, {})
+    entry = store.write("thing", "k1", text_payload("x"), {}, {})
     store.update_manifest(entry, mlflow_run_id="abc")
     verified = store.verify("thing", "k1")
     assert verified.manifest["mlflow_run_id"] == "abc"
@@ -129,8 +123,8 @@ def test_update_manifest_keeps_payload_valid(tmp_path: Path) -> None:
 
 def test_gc_removes_only_unreferenced(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.write("thing", "keep", _write_text_payload("a"), {}, {})
-    store.write("thing", "drop", _write_text_payload("b"), {}, {})
+    store.write("thing", "keep", text_payload("a"), {}, {})
+    store.write("thing", "drop", text_payload("b"), {}, {})
     dry = store.garbage_collect({("thing", "keep")}, dry_run=True)
     assert [p.name for p in dry] == ["drop"] and store.entry_path("thing", "drop").exists()
     store.garbage_collect({("thing", "keep")})
