@@ -11,12 +11,20 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from tabs_assets.config.experiment import COUNTERFACTUAL_METRICS
 from tabs_assets.config.study import StudyConfig
 from tabs_assets.science.plotting.studies import method_boxplots_figure, validity_vs_weight_figure
 from tabs_assets.science.plotting.style import figure_bytes
-from tabs_assets.science.study_tables import StudyTable, best_items, pivot_metric
+from tabs_assets.science.study_tables import (
+    PERCENT_METRICS,
+    StudyTable,
+    best_items,
+    format_mean_sem,
+    pivot_metric,
+)
 
 FIGURE_FORMATS = ("png", "svg")
+COUNTERFACTUALS = "counterfactuals"  # the first point of each path predicted as the target
 SEM_NOTE = (
     "Cells read `mean ± SEM` over the seeds of a group (SEM = sample standard deviation / "
     "sqrt(n)); percentages for shares. A cell without ± has one seed or a SEM of 0."
@@ -60,6 +68,23 @@ def table_labels(table: StudyTable) -> list[str]:
     return [c for c in table.aggregated.columns if not c.endswith(("_mean", "_sem")) and c != "n"]
 
 
+def counterfactual_table(aggregated: pd.DataFrame, groups: list[str]) -> pd.DataFrame | None:
+    """Per group: every first-valid-point metric (CARLA-style), mean ± SEM; None without any."""
+    present = [m for m in COUNTERFACTUAL_METRICS if f"{m}_mean" in aggregated]
+    if not present:
+        return None
+    cells = {
+        metric: [
+            format_mean_sem(mean, sem, metric in PERCENT_METRICS)
+            for mean, sem in zip(
+                aggregated[f"{metric}_mean"], aggregated[f"{metric}_sem"], strict=True
+            )
+        ]
+        for metric in present
+    }
+    return pd.DataFrame({**aggregated[groups].to_dict("list"), **cells}).set_index(groups)
+
+
 def _figures(table: StudyTable, report: Any) -> dict[str, Figure]:
     figures = {}
     for plot in report.line_plots:
@@ -93,6 +118,10 @@ def build_study_report(
         pivot = pivot_metric(table.aggregated, rows, report.columns, metric)
         result.files.update(table_files(metric, pivot))
         result.tables[metric] = pivot.reset_index().to_markdown(index=False)
+    counterfactuals = counterfactual_table(table.aggregated, [*rows, *report.columns])
+    if counterfactuals is not None:
+        result.files.update(table_files(COUNTERFACTUALS, counterfactuals))
+        result.tables[COUNTERFACTUALS] = counterfactuals.reset_index().to_markdown(index=False)
     if report.ranking is not None:
         ranking = report.ranking
         best = best_items(
