@@ -8,7 +8,9 @@ For each N: a study of N members on scikit-learn wine that share one classifier 
   members, the table and the report; MLflow tracking on), wall time;
 - floor: the same compute functions (paths, LOF, metrics) for the same configs in this plain
   process, models loaded once, no store, no Dagster, no MLflow;
-- cached: the same `study run` again, everything in the store.
+- cached: the same `study run` again, everything in the store;
+- without MLflow: another N new members through `dagster asset materialize` with the tracking
+  resource disabled, to show what MLflow logging costs per member.
 The models are trained once before timing. Prints a table, the fit of product time = fixed +
 per-member x N, and saves benchmarks/results/study_overhead.json.
 """
@@ -66,6 +68,33 @@ def study_run(study: Path, env: dict[str, str]) -> float:
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
         raise SystemExit(f"study run {study} failed:\n{completed.stdout[-3000:]}")
+    return seconds
+
+
+def untracked_run(study: Path, env: dict[str, str]) -> float:
+    """The same study run with MLflow tracking off (resource config), through Dagster's CLI."""
+    registered = subprocess.run(
+        [str(CLI), "register", str(study)], env=env, capture_output=True, text=True
+    )
+    key = registered.stdout.split()[1].rstrip(",")
+    command = [
+        str(CLI.parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "tabs_assets.orchestration.definitions",
+        "--select",
+        "group:studies",
+        "--partition",
+        key,
+        "--config-json",
+        json.dumps({"resources": {"tracking": {"config": {"enabled": False}}}}),
+    ]
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"untracked run of {study} failed:\n{completed.stderr[-3000:]}")
     return seconds
 
 
@@ -133,16 +162,23 @@ def main() -> None:
         product = study_run(study, env)
         cached = study_run(study, env)
         floor = floor_seconds(study)
+        seeds = [seed + 500 for seed in seeds]  # new members: nothing of them is stored
+        untracked = untracked_run(
+            write_study(work / "experiments", f"untracked{size}", seeds, args.points), env
+        )
         rows.append(
             {
                 "members": size,
                 "product_s": product,
                 "product_s_per_member": product / size,
+                "untracked_s": untracked,
                 "floor_s_per_member": floor / size,
                 "cached_rerun_s": cached,
             }
         )
-    fixed, per_member = fit_line([r["members"] for r in rows], [r["product_s"] for r in rows])
+    sizes = [r["members"] for r in rows]
+    fixed, per_member = fit_line(sizes, [r["product_s"] for r in rows])
+    untracked_fixed, untracked_per_member = fit_line(sizes, [r["untracked_s"] for r in rows])
     floor_per_member = sum(r["floor_s_per_member"] for r in rows) / len(rows)
 
     print(
@@ -159,6 +195,10 @@ def main() -> None:
         f"fit: product = {fixed:.2f} s fixed + {per_member:.3f} s/member; "
         f"marginal / floor = {per_member / floor_per_member:.2f}x (goal <= 2x)"
     )
+    print(
+        f"fit without MLflow: {untracked_fixed:.2f} s fixed + {untracked_per_member:.3f} "
+        f"s/member; marginal / floor = {untracked_per_member / floor_per_member:.2f}x"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -167,6 +207,10 @@ def main() -> None:
                 "points_per_member": args.points,
                 "rows": rows,
                 "fit": {"fixed_s": fixed, "per_member_s": per_member},
+                "fit_without_mlflow": {
+                    "fixed_s": untracked_fixed,
+                    "per_member_s": untracked_per_member,
+                },
                 "floor_s_per_member": floor_per_member,
                 "marginal_over_floor": per_member / floor_per_member,
             },
