@@ -293,8 +293,9 @@ def quickstart() -> None:
     _print_run_summary(result, key)
     root = settings.store_root()
     click.echo(f"""
+a new terminal needs: source .venv/bin/activate && export DAGSTER_HOME={home}
 results:   tabs-assets store show {key}   (store root {root})
-Dagster:   DAGSTER_HOME={home} dagster dev -w workspace.yaml   -> http://127.0.0.1:3000
+Dagster:   dagster dev -w workspace.yaml   -> http://127.0.0.1:3000
 MLflow:    mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}   -> http://127.0.0.1:5000
 again:     dagster asset materialize -m tabs_assets.orchestration.definitions \\
              --select '*plots' --partition {key}""")
