@@ -332,7 +332,7 @@ def _compute_and_store(
 
 def remember_tracking(scope: RunScope, entry: StoreEntry, outcome: TrackingOutcome) -> StoreEntry:
     """Write a finished tracking outcome into the entry's manifest (a failure: a warning)."""
-    if outcome.pending:
+    if outcome.pending or (outcome.run_id is None and outcome.error is None):  # or disabled
         return entry
     if outcome.error:
         scope.log.warning(f"MLflow tracking failed, result kept in the store: {outcome.error}")

@@ -552,7 +552,7 @@ class TrackingResource(ConfigurableResource):
     def record(self, run: AssetRun) -> TrackingOutcome:
         """Log one asset's work; never raises (the failure is returned instead)."""
         if not self.enabled:
-            return TrackingOutcome(error="tracking disabled")
+            return TrackingOutcome()  # switched off on purpose: nothing to report
         try:
             with self._serialised():
                 return self._record(run)
