@@ -106,7 +106,7 @@ class CeleryStack:
         self.workers[name] = worker
         return worker
 
-    def materialize(self, name: str, partition_key: str) -> Service:
+    def materialize(self, name: str, partition_key: str, selection: str = SELECTION) -> Service:
         """`dagster asset materialize` of one partition: the run process submits to Celery."""
         return self.services.start(
             name,
@@ -117,7 +117,7 @@ class CeleryStack:
                 "-m",
                 "tabs_assets.orchestration.definitions",
                 "--select",
-                SELECTION,
+                selection,
                 "--partition",
                 partition_key,
             ],
@@ -357,20 +357,7 @@ def test_a_study_fans_its_members_out_over_celery_workers(
     celery_stack.services.env["TABS_ASSETS_STUDY_SHARDS"] = "2"
     celery_stack.start_worker("worker_a", f"dagster,{TRAINING_QUEUE}", processes=2)
     celery_stack.start_worker("worker_b", f"dagster,{TRAINING_QUEUE}")
-    run = celery_stack.services.start(
-        "study",
-        [
-            str(BIN / "dagster"),
-            "asset",
-            "materialize",
-            "-m",
-            "tabs_assets.orchestration.definitions",
-            "--select",
-            "group:studies",
-            "--partition",
-            key,
-        ],
-    )
+    run = celery_stack.materialize("study", key, selection="study_members*")
     assert run.wait(timeout=420) == 0, run.log()[-6000:]
     instance = DagsterInstance.get()
     study_run = run_of(instance, key)

@@ -3,7 +3,6 @@
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,8 @@ import click
 
 from tabs_assets.config.loading import (
     ConfigError,
-    ResolvedConfig,
     flatten,
-    resolve_config,
 )
-from tabs_assets.config.study import is_study_file
 from tabs_assets.orchestration import settings
 from tabs_assets.orchestration.graph import NODES, entry_address, study_store_key
 from tabs_assets.orchestration.registry import Registry, UnknownPartitionError
@@ -119,10 +115,6 @@ def _report_cached(partition_keys: list[str]) -> None:
         click.echo(f"       {reported} cached result(s) shown as materialized in Dagster")
 
 
-def _cached_assets(config: Any, store: Store) -> dict[str, bool]:
-    return {name: store.entry_path(*entry_address(name, config)).is_dir() for name in NODES}
-
-
 @main.command(name="list")
 def list_partitions() -> None:
     """Registered configs and studies, with which assets are cached for each.
@@ -131,6 +123,7 @@ def list_partitions() -> None:
     the failed ones.
     """
     from tabs_assets.orchestration.checks import check_results
+    from tabs_assets.orchestration.maintenance import cached_assets
     from tabs_assets.orchestration.study_status import all_study_status
 
     registry, store = _registry(), _store()
@@ -138,7 +131,7 @@ def list_partitions() -> None:
     names = list(NODES)
     click.echo("configs (" + ", ".join(f"{i + 1}={n}" for i, n in enumerate(names)) + ")")
     for key, config in scan.configs.items():
-        cached = _cached_assets(config, store)
+        cached = cached_assets(config, store)
         marks = "".join("x" if cached[n] else "." for n in names)
         results = check_results(config, store, include_payload=False)
         passed = sum(outcome.passed for outcome in results.values())
@@ -176,16 +169,6 @@ def _report_broken(scan: Any) -> None:
             click.secho(f"  {broken.describe()}", fg="yellow", err=True)
 
 
-def _resolve_target(target: str, overrides: Sequence[str]) -> ResolvedConfig:
-    """A config file (+ overrides) or a registered partition key."""
-    path = Path(target)
-    if path.is_file() or path.suffix in {".yaml", ".yml"}:
-        if is_study_file(path):
-            _fail(f"{path} is a study; show one of its members by partition key instead")
-        return resolve_config([path], overrides)
-    return resolve_config([], overrides, origin=target, base=_registry().resolved(target))
-
-
 @main.command(name="config-reference")
 def config_reference_command() -> None:
     """Print every config key with its default and meaning (Markdown)."""
@@ -202,8 +185,10 @@ def show_config(target: str, overrides: tuple[str, ...]) -> None:
 
     Precedence: defaults < YAML file < -o overrides < values derived from the data.
     """
+    from tabs_assets.orchestration.register_files import resolve_target
+
     try:
-        resolved = _resolve_target(target, overrides)
+        resolved = resolve_target(_registry(), target, overrides)
     except (ConfigError, UnknownPartitionError, StoreError) as error:
         _fail(str(error))
     flat = flatten(resolved.config.model_dump(mode="json"))
@@ -262,17 +247,28 @@ def materialize(partition_key: str, selection: str, force: tuple[str, ...]) -> N
         _registry().config(partition_key)
     except UnknownPartitionError as error:
         _fail(str(error))
-    _ensure_partition(partition_key)
-    _check_writable(partition_key, selection, force)
-    from tabs_assets.orchestration.runs import materialize_partition
+    from tabs_assets.orchestration.runs import (
+        ensure_partition,
+        materialize_partition,
+        store_problems,
+        unwritable_store,
+    )
 
+    if ensure_partition(partition_key):
+        click.secho(
+            f"partition {partition_key} is registered in {settings.store_root()} but was missing "
+            f"from the Dagster instance at {os.environ.get('DAGSTER_HOME')}; added it",
+            fg="yellow",
+            err=True,
+        )
+    problem = unwritable_store(partition_key, selection, force)
+    if problem:
+        _fail(problem)
     result = materialize_partition(partition_key, selection, force)
     _print_run_summary(result, partition_key)
     if not result.success:
-        _fail(
-            _store_problems(result)
-            + f"run {result.run_id} failed; see the log above or the Dagster UI"
-        )
+        problems = "".join(f"{line}\n" for line in store_problems(result))
+        _fail(f"{problems}run {result.run_id} failed; see the log above or the Dagster UI")
 
 
 @main.command()
@@ -479,60 +475,6 @@ def store_gc(dry_run: bool, min_temp_age: float) -> None:
         for item in report.failed:
             click.secho(f"could not remove {item.path}: {item.reason}", fg="red", err=True)
         _fail(f"store gc: {len(report.failed)} path(s) could not be removed")
-
-
-def _ensure_partition(partition_key: str) -> None:
-    """A registered config whose Dagster partition is missing (another DAGSTER_HOME, a reset
-    instance): add it, saying so, rather than failing with DagsterUnknownPartitionError."""
-    from tabs_assets.orchestration.partitions import config_partitions
-
-    instance = _instance()
-    if not instance.has_dynamic_partition(config_partitions.name, partition_key):
-        click.secho(
-            f"partition {partition_key} is registered in {settings.store_root()} but was missing "
-            f"from the Dagster instance at {os.environ.get('DAGSTER_HOME')}; added it",
-            fg="yellow",
-            err=True,
-        )
-        instance.add_dynamic_partitions(config_partitions.name, [partition_key])
-
-
-def _check_writable(partition_key: str, selection: str, force: Sequence[str]) -> None:
-    """Before the run: results that must be computed need a writable store; say so plainly
-    (a read-only store still serves a fully cached run)."""
-    from tabs_assets.orchestration.definitions import defs
-    from tabs_assets.orchestration.resources import FORCE_ALL
-    from tabs_assets.orchestration.selection import parse_selection
-
-    config, store_ = _registry().config(partition_key), _store()
-    graph = defs.resolve_asset_graph()
-    selected = {key.path[-1] for key in parse_selection(selection).resolve(graph)}
-    for name in (n for n in NODES if n in selected):
-        folder, key = entry_address(name, config)
-        if store_.entry_path(folder, key).is_dir() and not ({name, FORCE_ALL} & set(force)):
-            continue
-        target = store_.root / folder
-        target = target if target.is_dir() else store_.root
-        if not os.access(target, os.W_OK):
-            _fail(
-                f"{name} of {partition_key} is not cached and the store cannot be written: "
-                f"{target} is read-only. Make it writable or point $TABS_ASSETS_STORE at a "
-                f"writable folder; cached results can still be read."
-            )
-
-
-def _store_problems(result: Any) -> str:
-    """The store's own messages (read-only or full disk, a lock held too long) of a failed run."""
-    messages = []
-    for event in result.all_events:
-        error = event.step_failure_data.error if event.is_step_failure else None
-        while error is not None:
-            if error.cls_name in {"StoreError", "LockTimeoutError"}:
-                text = error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
-                messages.append(f"{event.step_key}: {text}")
-                break
-            error = error.cause
-    return "".join(f"{message}\n" for message in dict.fromkeys(messages))
 
 
 @main.command(name="unregister")

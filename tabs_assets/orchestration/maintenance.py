@@ -23,6 +23,11 @@ def config_addresses(config: ExperimentConfig) -> set[tuple[str, str]]:
     return {entry_address(name, config) for name in NODES}
 
 
+def cached_assets(config: ExperimentConfig, store: Store) -> dict[str, bool]:
+    """Per-config asset -> whether its result for ``config`` is in the store (unverified)."""
+    return {name: store.entry_path(*entry_address(name, config)).is_dir() for name in NODES}
+
+
 def scan_registry(registry: Registry) -> RegistryScan:
     """Every usable record; a config whose store keys cannot be computed counts as broken."""
     scan = registry.scan(check=config_addresses)

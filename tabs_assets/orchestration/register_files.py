@@ -97,3 +97,13 @@ def add_partitions(instance: object, registered: Registered) -> None:
         ]
         if missing:
             instance.add_dynamic_partitions(definition.name, missing)
+
+
+def resolve_target(registry: Registry, target: str, overrides: Sequence[str]) -> ResolvedConfig:
+    """A config file (+ overrides) or a registered partition key (+ overrides)."""
+    path = Path(target)
+    if path.is_file() or path.suffix in {".yaml", ".yml"}:
+        if is_study_file(path):
+            raise ConfigError(str(path), ["a study: show one of its members by partition key"])
+        return resolve_config([path], overrides)
+    return resolve_config([], overrides, origin=target, base=registry.resolved(target))

@@ -83,3 +83,59 @@ def run_study(study_key: str, shards: int = 1, force: Sequence[str] = ()) -> Any
         run_config=_run_config(force, shards),
         tags={"dagster/partition": study_key},
     )
+
+
+def ensure_partition(partition_key: str) -> bool:
+    """Add a registered config's partition missing from the instance (another DAGSTER_HOME, a
+    reset instance) rather than fail with DagsterUnknownPartitionError; True if it was added."""
+    from tabs_assets.orchestration.partitions import config_partitions
+
+    current = instance()
+    if current.has_dynamic_partition(config_partitions.name, partition_key):
+        return False
+    current.add_dynamic_partitions(config_partitions.name, [partition_key])
+    return True
+
+
+def unwritable_store(partition_key: str, selection: str, force: Sequence[str]) -> str | None:
+    """Why the run cannot store what it must compute, before it starts (a read-only store still
+    serves a fully cached run); None when it can."""
+    from tabs_assets.orchestration.definitions import defs
+    from tabs_assets.orchestration.graph import NODES, entry_address
+    from tabs_assets.orchestration.registry import Registry
+    from tabs_assets.orchestration.resources import FORCE_ALL
+    from tabs_assets.orchestration.selection import parse_selection
+    from tabs_assets.orchestration.store import Store
+
+    config = Registry(settings.store_root()).config(partition_key)
+    store = Store(settings.store_root())
+    selected = {
+        key.path[-1] for key in parse_selection(selection).resolve(defs.resolve_asset_graph())
+    }
+    for name in (n for n in NODES if n in selected):
+        folder, key = entry_address(name, config)
+        if store.entry_path(folder, key).is_dir() and not ({name, FORCE_ALL} & set(force)):
+            continue
+        target = store.root / folder
+        target = target if target.is_dir() else store.root
+        if not os.access(target, os.W_OK):
+            return (
+                f"{name} of {partition_key} is not cached and the store cannot be written: "
+                f"{target} is read-only. Make it writable or point $TABS_ASSETS_STORE at a "
+                f"writable folder; cached results can still be read."
+            )
+    return None
+
+
+def store_problems(result: Any) -> list[str]:
+    """The store's own messages (read-only or full disk, a lock held too long) of a failed run."""
+    messages = []
+    for event in result.all_events:
+        error = event.step_failure_data.error if event.is_step_failure else None
+        while error is not None:
+            if error.cls_name in {"StoreError", "LockTimeoutError"}:
+                text = error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
+                messages.append(f"{event.step_key}: {text}")
+                break
+            error = error.cause
+    return list(dict.fromkeys(messages))
