@@ -191,3 +191,17 @@ def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tm
     members = record.member_configs(registry)
     for asset in ("study_table", "study_report"):
         assert store.lookup(asset, study_store_key(asset, record.study, members)) is not None
+
+
+def test_study_run_rejects_a_bad_shard_count_before_running(
+    project_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = study_file(project_env["experiments"], "shards", [1])
+    runner = CliRunner()
+    zero = runner.invoke(main, ["study", "run", str(path), "--shards", "0"])
+    assert zero.exit_code == 2 and "'--shards': 0 is not in the range" in zero.output
+    monkeypatch.setenv("TABS_ASSETS_STUDY_SHARDS", "many")
+    bad = runner.invoke(main, ["study", "run", str(path)])
+    assert bad.exit_code == 2 and "$TABS_ASSETS_STUDY_SHARDS='many'" in bad.output
+    assert "Traceback" not in bad.output
+    assert Registry(project_env["store"]).study_keys() == []  # nothing registered or run

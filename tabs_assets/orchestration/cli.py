@@ -308,13 +308,14 @@ def study() -> None:
 @click.argument("target")
 @click.option(
     "--shards",
-    default=1,
-    show_default=True,
+    type=click.IntRange(min=1),
+    default=None,
     help="split the missing members into this many steps run in parallel (multiprocess or "
-    "Celery executor); 1 runs them all in this process, the cheapest per member",
+    "Celery executor); 1 runs them all in this process, the cheapest per member "
+    "[default: $TABS_ASSETS_STUDY_SHARDS, else 1]",
 )
 @click.option("--force", multiple=True, help="asset to recompute even if cached ('*' = all)")
-def study_run(target: str, shards: int, force: tuple[str, ...]) -> None:
+def study_run(target: str, shards: int | None, force: tuple[str, ...]) -> None:
     """Register a study file (or take a registered study key) and materialize all of it.
 
     The same Dagster run as launching the study partition of the `study` job in the UI.
@@ -322,6 +323,10 @@ def study_run(target: str, shards: int, force: tuple[str, ...]) -> None:
     from tabs_assets.orchestration.register_files import add_partitions, register_file
     from tabs_assets.orchestration.runs import run_study
 
+    try:
+        shards = shards or settings.study_shards()
+    except ValueError as error:
+        _fail(str(error))
     path = Path(target)
     key = target
     if path.is_file():
