@@ -33,6 +33,14 @@ from pydantic import Field
 from tabs_assets.config.loading import flatten
 from tabs_assets.orchestration import presentation, settings
 
+# A store folder matches MLflow's local-artifact dataset source twice over; it says so on every
+# run. Filtered by message, process-wide: catch_warnings is not safe on the tracking thread.
+warnings.filterwarnings(
+    "ignore",
+    message="The specified dataset source can be interpreted in multiple ways",
+    category=UserWarning,
+)
+
 TAG_PREFIX = "tabs_assets."
 ROLE_PARTITION = "partition"
 ROLE_ASSET = "asset"
@@ -416,9 +424,7 @@ class TrackingResource(ConfigurableResource):
         from tabs_assets.orchestration.graph import entry_address
 
         folder, key = entry_address("dataset", config)
-        with warnings.catch_warnings():  # "can be interpreted in multiple ways": all local
-            warnings.simplefilter("ignore")
-            source = resolve_dataset_source(str(self._store_root() / folder / key))
+        source = resolve_dataset_source(str(self._store_root() / folder / key))
         name = presentation.config_in_words(config)["dataset"].split(" (")[0]
         dataset = MetaDataset(source=source, name=name, digest=key)
         client.log_inputs(
