@@ -241,10 +241,6 @@ def member_summary(outcome: MemberOutcome, done: int, total: int) -> str:
     )
 
 
-def summarize_failures(outcomes: Sequence[MemberOutcome]) -> list[str]:
-    return [f"{o.partition_key}: {o.error}" for o in outcomes if o.error]
-
-
 def json_statuses(outcome: MemberOutcome) -> dict[str, Any]:
     """What a shard step passes on for one member (plain data)."""
     return {
