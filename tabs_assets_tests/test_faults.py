@@ -163,10 +163,10 @@ def test_gc_never_follows_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     store.write("thing", "drop", text_payload("b"), {}, {})
     (root / "linked_asset").symlink_to(outside, target_is_directory=True)
     (root / "thing" / "linked_entry").symlink_to(outside / "k1", target_is_directory=True)
-    plan = store.gc_plan(set(), min_temp_age_s=0)
+    plan = store.gc_plan(set(), {"thing", "linked_asset"}, min_temp_age_s=0)
     assert [item.path.name for item in plan.remove] == ["drop"]
     assert {item.path.name for item in plan.skipped} == {"linked_asset", "linked_entry"}
-    store.garbage_collect(set(), min_temp_age_s=0)
+    store.gc_apply(plan)
     assert (outside / "precious.txt").read_text() == "keep me" and (outside / "k1").is_dir()
     assert (root / "linked_asset").is_symlink() and (root / "thing" / "linked_entry").is_symlink()
 
@@ -332,3 +332,78 @@ def test_killed_run_does_not_block_the_next_training(
     run = client.get_run(manifest["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["tabs_assets.store_key"] == classifier_key
+
+
+@pytest.mark.integration
+def test_gc_removes_only_what_the_store_made(
+    project_env: dict[str, Path], register: Callable[..., str]
+) -> None:
+    """MLflow's artifacts under the store root, raw downloads and a user's files survive gc;
+    the entries of an unregistered config do not."""
+    import mlflow.artifacts
+    from mlflow.tracking import MlflowClient
+
+    from tabs_assets.orchestration.runs import materialize_partition
+
+    root = project_env["store"]
+    kept_key = register("kept", FAST_OVERRIDES)
+    assert materialize_partition(kept_key, "*explanation_metrics").success
+    gone_key = register("gone", {**FAST_OVERRIDES, "dataset.seed": 7})
+    assert materialize_partition(gone_key, "dataset").success
+    gone_dataset = Store(root).entry_path(
+        *entry_address("dataset", Registry(root).config(gone_key))
+    )
+    assert gone_dataset.is_dir()
+    assert _cli("unregister", gone_key).exit_code == 0
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tabs_assets")
+    assert experiment.artifact_location.startswith((root / "mlflow-artifacts").as_uri())
+    runs = client.search_runs([experiment.experiment_id])
+
+    def artifact_files(run_id: str, folder: str | None = None) -> set[str]:
+        found = set()
+        for item in client.list_artifacts(run_id, folder):
+            found |= artifact_files(run_id, item.path) if item.is_dir else {item.path}
+        return found
+
+    before = {run.info.run_id: artifact_files(run.info.run_id) for run in runs}
+    assert sum(map(len, before.values())) > 10
+    user_file = root / "notes.txt"
+    user_file.write_text("mine")
+    user_folder = root / "my_analysis"
+    (user_folder / "deep").mkdir(parents=True)
+    (user_folder / "deep" / "table.csv").write_text("a,b\n")
+    raw_file = root / "raw" / "winequality-red.csv"
+    raw_file.parent.mkdir()
+    raw_file.write_text("fixed acidity;quality\n")
+    stray = root / "dataset" / "not-a-key"
+    stray.mkdir()
+    old = time.time() - 7200  # older than gc's temporary-folder age: only ownership protects
+    artifact_dirs = [p for p in (root / "mlflow-artifacts").rglob("*") if p.is_dir()]
+    for path in (user_file, user_folder, raw_file.parent, stray, *artifact_dirs):
+        os.utime(path, (old, old))
+
+    dry = _cli("store", "gc", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    for path in (user_file, user_folder, raw_file.parent, root / "mlflow-artifacts", stray):
+        assert f"kept {path}  (not the store's" in dry.output
+    assert f"would remove {gone_dataset}" in dry.output
+    gc = _cli("store", "gc")
+    assert gc.exit_code == 0, gc.output
+    assert "path(s) that are not the store's (--verbose lists them)" in gc.output
+
+    assert not gone_dataset.exists()
+    assert user_file.read_text() == "mine" and (user_folder / "deep" / "table.csv").is_file()
+    assert raw_file.is_file() and stray.is_dir()
+    assert {run.info.run_id: artifact_files(run.info.run_id) for run in runs} == before
+    classifier = Store(root).lookup(*entry_address("classifier", Registry(root).config(kept_key)))
+    [classifier_run] = [
+        run for run in runs if run.data.tags.get("tabs_assets.store_key") == classifier.key
+    ]
+    downloaded = mlflow.artifacts.download_artifacts(
+        run_id=classifier_run.info.run_id,
+        artifact_path="confusion_matrix.png",
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )
+    assert Path(downloaded).read_bytes() == (classifier.path / "confusion_matrix.png").read_bytes()

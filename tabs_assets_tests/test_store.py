@@ -86,8 +86,9 @@ def test_write_killed_midway_leaves_no_readable_entry(tmp_path: Path) -> None:
     assert not store.entry_path("thing", "k1").exists()
     leftovers = list((tmp_path / "thing").glob(f"{TEMP_PREFIX}*"))
     assert len(leftovers) == 1  # only a temporary directory, which gc removes
-    removed = store.garbage_collect(referenced=set(), min_temp_age_s=0)
-    assert leftovers[0] in removed and not leftovers[0].exists()
+    plan = store.gc_plan(referenced=set(), asset_folders={"thing"}, min_temp_age_s=0)
+    assert [item.path for item in plan.remove] == leftovers
+    assert store.gc_apply(plan) == [] and not leftovers[0].exists()
 
 
 def test_lock_serialises_processes(tmp_path: Path) -> None:
@@ -125,8 +126,9 @@ def test_gc_removes_only_unreferenced(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("thing", "keep", text_payload("a"), {}, {})
     store.write("thing", "drop", text_payload("b"), {}, {})
-    dry = store.garbage_collect({("thing", "keep")}, dry_run=True)
-    assert [p.name for p in dry] == ["drop"] and store.entry_path("thing", "drop").exists()
-    store.garbage_collect({("thing", "keep")})
+    plan = store.gc_plan({("thing", "keep")}, asset_folders={"thing"})
+    assert [item.path.name for item in plan.remove] == ["drop"]
+    assert store.entry_path("thing", "drop").exists()  # planning changes nothing
+    store.gc_apply(plan)
     assert [e.key for e in store.entries()] == ["keep"]
     assert os.listdir(tmp_path / "thing") == ["keep"]

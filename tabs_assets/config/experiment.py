@@ -16,6 +16,7 @@ from tabs_assets.config.models import (
 )
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.]*$"
+PARTITION_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.]*-[0-9a-f]{8}$"  # <name>-<8 hex>
 # Partition keys (<name>-<8 hex>) become file and folder names: keep them far below 255 bytes.
 MAX_NAME_LENGTH = 64
 MAX_DESCRIPTION_LENGTH = 10_000

@@ -33,11 +33,11 @@ from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash
 from tabs_assets.orchestration import presentation, settings
 from tabs_assets.orchestration.executors import training_op_tags
-from tabs_assets.orchestration.graph import KEY_LENGTH, NODES, Node, entry_address, key_material
+from tabs_assets.orchestration.graph import NODES, Node, entry_address, key_material
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
-from tabs_assets.orchestration.store import MANIFEST, Store, StoreEntry
+from tabs_assets.orchestration.store import KEY_LENGTH, MANIFEST, Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
 # The store key is the data version by design; Dagster marks the parameter as beta.

@@ -453,12 +453,15 @@ def store_show(partition_key: str) -> None:
     show_default=True,
     help="seconds before a temporary folder counts as a killed writer's leftover",
 )
-def store_gc(dry_run: bool, min_temp_age: float) -> None:
+@click.option("--verbose", is_flag=True, help="also list what is kept as not the store's")
+def store_gc(dry_run: bool, min_temp_age: float, verbose: bool) -> None:
     """Remove entries no registered config or study uses (with the current code).
 
-    Also removes temporary folders of killed writers. Keeps every entry a registered config or
-    study uses, and every entry made by a partition whose registry record is broken (its keys
-    cannot be computed); never follows a symlink. Says what it removes and why.
+    Touches only the asset folders' entries and the store's own temporary folders of killed
+    writers. Keeps every entry a registered config or study uses, every entry made by a
+    partition whose registry record is broken (its keys cannot be computed), and everything
+    that is not the store's (MLflow's database and artifacts, raw downloads, your files);
+    never follows a symlink. Says what it removes and why.
     """
     from tabs_assets.orchestration.maintenance import collect_garbage
 
@@ -469,8 +472,12 @@ def store_gc(dry_run: bool, min_temp_age: float) -> None:
     for item in report.plan.remove:
         if item.path not in failed:
             click.echo(f"{verb} {item.path}  ({item.reason})")
+    foreign = [item for item in report.plan.skipped if item.foreign]
     for item in report.plan.skipped:
-        click.echo(f"kept {item.path}  ({item.reason})")
+        if dry_run or verbose or not item.foreign:
+            click.echo(f"kept {item.path}  ({item.reason})")
+    if foreign and not (dry_run or verbose):
+        click.echo(f"kept {len(foreign)} path(s) that are not the store's (--verbose lists them)")
     done = len(report.plan.remove) - len(report.failed)
     click.echo(
         f"{verb} {done} path(s); in use by {len(report.scan.configs)} config(s) and "

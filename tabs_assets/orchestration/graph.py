@@ -21,9 +21,9 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash, result_slice
 from tabs_assets.config.study import StudyConfig
+from tabs_assets.orchestration.store import KEY_LENGTH
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-KEY_LENGTH = 32
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:

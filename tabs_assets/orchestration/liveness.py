@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,8 @@ def free_dead_runs(instance: Any, log: Any = None) -> list[str]:
     freed = []
     for info_path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         run_id = info_path.stem
-        if run_id in _GUARDS:
-            continue
+        if run_id in _GUARDS or not _is_run_id(run_id):
+            continue  # ours and alive, or not a file this module wrote
         lock = FileLock(directory / f"{run_id}.lock")
         try:
             lock.acquire(blocking=False)
@@ -82,6 +83,14 @@ def free_dead_runs(instance: Any, log: Any = None) -> list[str]:
         finally:
             lock.release()
     return freed
+
+
+def _is_run_id(name: str) -> bool:
+    """A Dagster run id (a UUID): the only names this module gives its files."""
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def _is_orchestrator(instance: Any, run_id: str) -> bool:

@@ -16,6 +16,8 @@ from tabs_assets.orchestration.registry import BrokenRecord, Registry, RegistryS
 from tabs_assets.orchestration.store import GcItem, GcPlan, Store
 
 STUDY_ASSETS = tuple(STUDY_SOURCES)  # study_members, study_table, study_report
+# The store folders gc manages: one per asset result kind; nothing else under the root.
+ASSET_FOLDERS = frozenset({node.store_name for node in NODES.values()} | set(STUDY_ASSETS))
 
 
 def config_addresses(config: ExperimentConfig) -> set[tuple[str, str]]:
@@ -67,10 +69,12 @@ class GcReport:
 def collect_garbage(
     registry: Registry, store: Store, dry_run: bool, min_temp_age_s: float = 3600
 ) -> GcReport:
-    """Remove what no usable registered config or study uses; keep broken records' entries."""
+    """Remove the asset entries no usable registered config or study uses, and the store's
+    temporary leftovers; keep broken records' entries and everything that is not the store's."""
     scan = scan_registry(registry)
     plan = store.gc_plan(
         referenced_entries(scan),
+        ASSET_FOLDERS,
         min_temp_age_s=min_temp_age_s,
         protected_partitions={broken.key for broken in scan.broken},
     )
@@ -105,7 +109,7 @@ def resolve_targets(registry: Registry, target: str) -> list[tuple[str, str]]:
     registration (so a file that no longer validates can still be unregistered).
     """
     for kind in ("study", "config"):
-        if registry._path(kind, target).is_file():
+        if registry.has(kind, target):
             return [(kind, target)]
     path = Path(target)
     if not path.is_file():
@@ -118,7 +122,7 @@ def resolve_targets(registry: Registry, target: str) -> list[tuple[str, str]]:
             key, kind = expand_study(path).partition_key, "study"
         else:
             key, kind = resolve_config([path], ()).partition_key, "config"
-        if registry._path(kind, key).is_file():
+        if registry.has(kind, key):
             return [(kind, key)]
     except Exception:
         pass  # no longer valid: match by the recorded source

@@ -5,12 +5,13 @@ config of any partition it is asked to materialize.
 """
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.experiment import PARTITION_KEY_PATTERN, ExperimentConfig
 from tabs_assets.config.loading import ResolvedConfig, validate_model
 from tabs_assets.config.study import ResolvedStudy, StudyConfig
 from tabs_assets.files import write_file_durably
@@ -240,8 +241,15 @@ class Registry:
     def _path(self, kind: str, key: str) -> Path:
         return (self.configs_dir if kind == "config" else self.studies_dir) / f"{key}.json"
 
+    def has(self, kind: str, key: str) -> bool:
+        """A record of ``kind`` under ``key``; False for anything that is not a partition key
+        (a path such as ``../x`` never reaches a file outside the registry)."""
+        return bool(re.fullmatch(PARTITION_KEY_PATTERN, key)) and self._path(kind, key).is_file()
+
     def remove(self, kind: str, key: str) -> bool:
         """Delete one record (config or study); False if it was not there."""
+        if not self.has(kind, key):
+            return False
         path = self._path(kind, key)
         try:
             path.unlink()

@@ -39,6 +39,13 @@ CONFIG_SLICE = "config.yaml"
 LOCK_DIR = ".locks"
 REGISTRY_DIR = "registry"
 _RESERVED = {LOCK_DIR, REGISTRY_DIR}
+KEY_LENGTH = 32  # hex digits of a store key (a cut sha256)
+# What else lives under a store root by default, named when gc lists it as kept.
+_KNOWN_NEIGHBOURS = {
+    "mlflow-artifacts": "MLflow's run artifacts",
+    "mlflow.db": "MLflow's database",
+    "raw": "downloaded raw data",
+}
 LOCK_TIMEOUT_ENV = "TABS_ASSETS_LOCK_TIMEOUT"
 # A waiter gives up after this long: long enough for any single training of the studies here,
 # short enough that a stuck holder is noticed. Failing is harmless: the holder goes on, publishes,
@@ -150,6 +157,7 @@ class GcItem:
 
     path: Path
     reason: str
+    foreign: bool = False  # not the store's: kept (listed with --dry-run or --verbose)
 
 
 @dataclass
@@ -373,63 +381,40 @@ class Store:
     def gc_plan(
         self,
         referenced: set[tuple[str, str]],
+        asset_folders: set[str] | frozenset[str],
         min_temp_age_s: float = 3600,
         protected_partitions: set[str] | frozenset[str] = frozenset(),
     ) -> GcPlan:
         """What gc would remove, and why; what it leaves alone and why (nothing is changed).
 
-        Kept: ``referenced`` (asset, key) pairs, entries made by a ``protected_partitions``
-        partition (their registry record cannot be read, so their keys are unknown), anything
-        reached through a symlink (never followed). Removed: other entries, temporary
-        directories older than ``min_temp_age_s``, folders without a manifest (a crashed old
-        version's leftovers) of the same age.
+        gc touches only what this store made and can recognise as its own: entries in the
+        ``asset_folders`` (an entry's manifest names its own folder and key) and the store's
+        temporary folders (named by TEMP_PREFIX). Everything else under the root (MLflow's
+        database and artifacts, downloaded raw data, a user's files) is listed as kept.
+
+        Removed: entries not in ``referenced`` and not made by a ``protected_partitions``
+        partition (their registry record cannot be read, so their keys are unknown); key-named
+        folders of an asset folder whose manifest is missing or unreadable (a corrupt entry) and
+        temporary folders, both older than ``min_temp_age_s``. Never followed: symlinks.
         """
         plan = GcPlan()
-        now = time.time()
         if self.root.is_dir():
             for path in sorted(self.root.iterdir()):
-                if path.is_symlink():
-                    plan.skipped.append(GcItem(path, "a symlink out of the store: not followed"))
-        for asset_dir in self._asset_dirs():
-            for path in sorted(asset_dir.iterdir()):
-                if path.is_symlink():
-                    plan.skipped.append(GcItem(path, "a symlink: not followed"))
+                if path.name in _RESERVED or (path.name in asset_folders and _real_dir(path)):
                     continue
-                try:
-                    age = now - path.lstat().st_mtime
-                except FileNotFoundError:
-                    continue  # removed meanwhile (a concurrent writer's temp directory)
-                if path.name.startswith(TEMP_PREFIX):
-                    if age > min_temp_age_s:
-                        plan.remove.append(
-                            GcItem(path, f"temporary leftover of a killed writer ({_age(age)} old)")
-                        )
-                    continue
-                manifest_path = path / MANIFEST
-                if not path.is_dir() or not manifest_path.is_file():
-                    if age > min_temp_age_s:
-                        plan.remove.append(GcItem(path, "not an entry (no manifest)"))
-                    continue
-                if (asset_dir.name, path.name) in referenced:
-                    continue
-                try:
-                    manifest = json.loads(manifest_path.read_text())
-                    made_by = manifest.get("partition_key")
-                except (OSError, ValueError, AttributeError):
-                    plan.remove.append(GcItem(path, "unreadable manifest (a corrupt entry)"))
-                    continue
-                if made_by in protected_partitions:
-                    plan.skipped.append(
-                        GcItem(path, f"made by {made_by}, whose registry record is broken: kept")
+                plan.skipped.append(GcItem(path, _not_the_stores(path), foreign=True))
+        now = time.time()
+        for folder in sorted(asset_folders):
+            asset_dir = self.root / folder
+            if _real_dir(asset_dir):
+                for path in sorted(asset_dir.iterdir()):
+                    verdict = _gc_verdict(
+                        path, now, referenced, min_temp_age_s, protected_partitions
                     )
-                    continue
-                plan.remove.append(
-                    GcItem(
-                        path,
-                        "no registered config or study uses it"
-                        + (f" (made by {made_by})" if made_by else ""),
-                    )
-                )
+                    if verdict is not None:
+                        remove, reason = verdict
+                        item = GcItem(path, reason, foreign=reason.startswith(NOT_OURS))
+                        (plan.remove if remove else plan.skipped).append(item)
         return plan
 
     def gc_apply(self, plan: GcPlan) -> list[GcItem]:
@@ -460,14 +445,63 @@ class Store:
                 failed.append(GcItem(item.path, reason or f"{error.strerror or error}"))
         return failed
 
-    def garbage_collect(
-        self, referenced: set[tuple[str, str]], dry_run: bool = False, min_temp_age_s: float = 3600
-    ) -> list[Path]:
-        """Remove entries not in ``referenced`` and stale temporary directories."""
-        plan = self.gc_plan(referenced, min_temp_age_s=min_temp_age_s)
-        if not dry_run:
-            self.gc_apply(plan)
-        return [item.path for item in plan.remove]
+
+def _real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+NOT_OURS = "not the store's"
+
+
+def _not_the_stores(path: Path) -> str:
+    """Why gc keeps a path beside the store's own folders."""
+    if path.is_symlink():
+        return f"{NOT_OURS} (a symlink out of the store: not followed): kept"
+    for prefix, what in _KNOWN_NEIGHBOURS.items():
+        if path.name.startswith(prefix):
+            return f"{NOT_OURS} ({what}): kept"
+    return f"{NOT_OURS}: kept"
+
+
+def _is_key(name: str) -> bool:
+    return len(name) == KEY_LENGTH and all(c in "0123456789abcdef" for c in name)
+
+
+def _gc_verdict(
+    path: Path,
+    now: float,
+    referenced: set[tuple[str, str]],
+    min_temp_age_s: float,
+    protected_partitions: set[str] | frozenset[str],
+) -> tuple[bool, str] | None:
+    """(remove?, why) for one path in an asset folder; None: an entry in use, or the store's
+    own temporary or corrupt folder still too young to be a dead writer's."""
+    if path.is_symlink():
+        return False, "a symlink: not followed"
+    try:
+        age = now - path.lstat().st_mtime
+    except FileNotFoundError:
+        return None  # removed meanwhile (a concurrent writer's temporary folder)
+    old = age > min_temp_age_s
+    if path.name.startswith(TEMP_PREFIX):
+        return (True, f"temporary leftover of a killed writer ({_age(age)} old)") if old else None
+    if not path.is_dir():
+        return False, f"{NOT_OURS} (not an entry folder): kept"
+    if (path.parent.name, path.name) in referenced:
+        return None
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        made_by, key = manifest.get("partition_key"), manifest.get("key")
+    except (OSError, ValueError, AttributeError):
+        if not _is_key(path.name):
+            return False, f"{NOT_OURS} (no manifest, not a store key): kept"
+        return (True, "an entry without a readable manifest (corrupt)") if old else None
+    if key != path.name:
+        return False, f"{NOT_OURS} (its manifest names another key): kept"
+    if made_by in protected_partitions:
+        return False, f"made by {made_by}, whose registry record is broken: kept"
+    why = "no registered config or study uses it"
+    return True, why + (f" (made by {made_by})" if made_by else "")
 
 
 def _age(seconds: float) -> str:
