@@ -205,3 +205,72 @@ def test_study_run_rejects_a_bad_shard_count_before_running(
     assert bad.exit_code == 2 and "$TABS_ASSETS_STUDY_SHARDS='many'" in bad.output
     assert "Traceback" not in bad.output
     assert Registry(project_env["store"]).study_keys() == []  # nothing registered or run
+
+
+def stale_statuses(instance: DagsterInstance, partitions: dict[str, list[str]]) -> dict:
+    """(asset, partition) -> Dagster's stale status and causes, as its UI and GraphQL resolve
+    them (the same resolver, in process)."""
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    from tabs_assets.orchestration.definitions import CONFIG_ASSETS
+
+    resolver = get_stale_status_resolver(instance, CONFIG_ASSETS)
+    return {
+        (asset, key): (
+            resolver.get_status(AssetKey(asset), key).value,
+            tuple(cause.reason for cause in resolver.get_stale_causes(AssetKey(asset), key)),
+        )
+        for key, assets in partitions.items()
+        for asset in assets
+    }
+
+
+@pytest.mark.integration
+def test_after_a_study_run_every_member_is_fresh_with_its_checks(
+    project_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As after `tabs-assets materialize` of each member: every asset it uses is materialized
+    for its partition with Dagster's provenance (so FRESH) and its checks are recorded."""
+    from dagster import AssetCheckKey
+    from dagster._core.event_api import PartitionKeyFilter
+
+    from tabs_assets.orchestration.checks import CHECKS
+    from tabs_assets.orchestration.event_log import BatchingSqliteEventLogStorage
+
+    # The instance settings users get (deploy/dagster.yaml): member events written in batches.
+    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    assert isinstance(DagsterInstance.get().event_log_storage, BatchingSqliteEventLogStorage)
+    batches: list[int] = []
+    store_batch = BatchingSqliteEventLogStorage.store_event_batch
+
+    def counted(storage: Any, events: Any) -> None:
+        batches.append(len(events))
+        store_batch(storage, events)
+
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "store_event_batch", counted)
+    key = register_study(project_env, study_file(project_env["experiments"], "fresh", [1, 2, 3]))
+    registry = Registry(project_env["store"])
+    members = registry.study(key).member_keys
+    assert run_study(key).success
+    # Per asset, its members' materializations and check results: one transaction each.
+    assert max(batches) >= 2 * len(members), batches
+    instance = DagsterInstance.get()
+    plans = {m: member_plan("explanation_metrics", registry.config(m)) for m in members}
+    statuses = stale_statuses(instance, plans)
+    assert set(statuses.values()) == {("FRESH", ())}, statuses
+    for member, assets in plans.items():
+        for asset in assets:  # shared results too: reported for every member that uses them
+            assert member in materialized_partitions(instance, asset)
+        checks = [AssetCheckKey(AssetKey(c.asset), c.name) for c in CHECKS if c.asset in assets]
+        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            checks, partition_filter=PartitionKeyFilter(key=member)
+        )
+        assert {k: r.status.value for k, r in latest.items()} == dict.fromkeys(checks, "SUCCEEDED")
+
+    # A member's upstream re-materialized with another data version makes it stale, as in any
+    # run: the provenance points at real events.
+    member = members[0]
+    forced = materialize_partition(member, "dataset", force=["dataset"])
+    assert forced.success
+    after = stale_statuses(instance, {member: ["classifier"]})
+    assert after[("classifier", member)][0] == "FRESH"  # same data version: the same result

@@ -14,16 +14,16 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from dagster import (
     AssetExecutionContext,
-    AssetIn,
     BetaWarning,
     DataVersion,
+    MaterializeResult,
     MetadataValue,
     Output,
     asset,
@@ -32,6 +32,11 @@ from dagster import (
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash
 from tabs_assets.orchestration import presentation, settings
+from tabs_assets.orchestration.checks import (
+    dagster_check_results,
+    dagster_check_specs,
+    entry_outcomes,
+)
 from tabs_assets.orchestration.executors import training_op_tags
 from tabs_assets.orchestration.graph import NODES, Node, entry_address, key_material
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
@@ -42,8 +47,6 @@ from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcom
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*data_version.*")
-
-PREVIEW_MAX_BYTES = 300_000  # larger previews would bloat the Dagster event log
 
 
 @dataclass
@@ -127,11 +130,6 @@ def _metadata_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return MetadataValue.text(str(value))
     return value
-
-
-def _preview_markdown(entry: StoreEntry, names: list[str]) -> str:
-    """Small thumbnails of the first figures (made from the full-size files), then paths."""
-    return presentation.previews_markdown(entry.path, names)
 
 
 def config_words(registry: Any, partition_key: str) -> dict[str, str]:
@@ -229,7 +227,7 @@ def materialize_cached(
     """Look ``target`` up; on a miss compute it once (per-key lock), store it, track it."""
     store = scope.store
     forced = scope.forced(target.asset)
-    entry = None if forced else store.lookup(target.store_name, target.key)
+    entry = None if forced else store.find(target.store_name, target.key)
     if entry is not None:  # tracked now if a crash or a lock timeout left it untracked
         entry, outcome = scope.tracking.ensure_tracked(
             store, entry, scope.partition_key, target.asset, scope.run_id
@@ -242,7 +240,7 @@ def materialize_cached(
         scope.log.info(f"{target.asset}: waiting for another process computing {target.key}")
 
     with store.lock(target.store_name, target.key, on_wait=log_wait):
-        entry = None if forced else store.lookup(target.store_name, target.key)
+        entry = None if forced else store.find(target.store_name, target.key)
         if entry is not None:
             return Cached(entry, "hit (computed meanwhile by another process)")
         entry, outcome = _compute_and_store(scope, target, compute)
@@ -252,17 +250,27 @@ def materialize_cached(
 def run_cached(
     context: AssetExecutionContext, target: CacheTarget, compute: Callable[[], Computed]
 ) -> Output:
-    """Materialize ``target`` for the context's partition through the store."""
+    """Materialize ``target`` for the context's partition through the store; the output is the
+    entry's address, which the IO manager hands to downstream inputs (study assets)."""
     cached = materialize_cached(RunScope.of_step(context), target, compute)
-    context.log.info(
-        f"{target.asset} [{context.partition_key}]: cache {cached.status}, key {target.key}"
-    )
     return Output(
         StoredRef(target.store_name, target.key),
         data_version=DataVersion(target.key),
-        metadata=metadata_for(
-            cached, config_words(context.resources.store.registry(), context.partition_key)
-        ),
+        metadata=step_metadata(context, target, cached),
+    )
+
+
+def step_metadata(
+    context: AssetExecutionContext, target: CacheTarget, cached: Cached
+) -> dict[str, Any]:
+    """The step's materialization metadata; anything but a plain hit also goes to the run log (a
+    hit says ``cache: hit`` in the metadata: one event-log write less per step)."""
+    if cached.status != "hit":
+        context.log.info(
+            f"{target.asset} [{context.partition_key}]: cache {cached.status}, key {target.key}"
+        )
+    return metadata_for(
+        cached, config_words(context.resources.store.registry(), context.partition_key)
     )
 
 
@@ -298,10 +306,15 @@ def _compute_and_store(
     computed = compute()
     seconds = time.perf_counter() - started
     report = {"metrics": computed.metrics, "tables": computed.tables, "previews": computed.previews}
+
+    def save(directory: Path) -> None:
+        computed.save(directory)
+        report["thumbnails"] = presentation.write_thumbnails(directory, computed.previews)
+
     entry = scope.store.write(
         target.store_name,
         target.key,
-        computed.save,
+        save,
         config_slice=target.material,
         provenance={
             "code_version": target.code_version,
@@ -374,25 +387,35 @@ def config_asset(
     def decorate(compute: ComputeFn) -> Any:
         COMPUTE[name] = compute
 
+        # Upstream results are deps, not inputs: nothing is loaded before the body knows it has
+        # to compute (a cache hit reads no input); the body opens lazy handles on them itself.
         @asset(
             name=name,
             description=node.description,
             partitions_def=config_partitions,
             code_version=node.code_version,
-            ins={upstream: AssetIn() for upstream in node.inputs},
+            deps=list(node.inputs),
             io_manager_key="store_io_manager",
             required_resource_keys={"store", "tracking"},
             group_name=group,
             kinds=kinds,
             pool=pool,
             op_tags=training_op_tags() if pool else None,
+            check_specs=dagster_check_specs(name),
         )
-        def _asset(context: AssetExecutionContext, **handles: StoredInput) -> Output:
+        def _asset(context: AssetExecutionContext) -> MaterializeResult:
+            scope = RunScope.of_step(context)
             config = context.resources.store.registry().config(context.partition_key)
-            used = {name: handles[name] for name in node.upstream(config)}
-            inputs = Inputs(used, LOADERS)
+            inputs = Inputs(config_inputs(scope.store, node, config, scope.partition_key), LOADERS)
             target = CacheTarget.for_config(node, config)
-            return run_cached(context, target, lambda: compute(config, inputs, context.log))
+            cached = materialize_cached(scope, target, lambda: compute(config, inputs, context.log))
+            entry, outcomes = entry_outcomes(scope.store, cached.entry, name)
+            # The entry is already stored: no value passes through the IO manager here.
+            return MaterializeResult(
+                data_version=DataVersion(target.key),
+                metadata=step_metadata(context, target, replace(cached, entry=entry)),
+                check_results=dagster_check_results(name, outcomes, entry.path),
+            )
 
         return _asset
 

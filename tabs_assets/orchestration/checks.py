@@ -23,26 +23,21 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    PreviewWarning,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, PreviewWarning
 
 from tabs_assets.config.experiment import OVER_STEPS_BEFORE, OVER_VALID_PATHS, ExperimentConfig
 from tabs_assets.orchestration.graph import entry_address
 from tabs_assets.orchestration.partitions import config_partitions
-from tabs_assets.orchestration.store import MANIFEST, Store
+from tabs_assets.orchestration.store import MANIFEST, Store, StoreEntry, StoreError
 
 # A check per config partition (each config's entries differ); Dagster marks this as preview.
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def.*")
+warnings.filterwarnings("ignore", category=PreviewWarning, message=".*AssetCheckSpec.*")
 
 ACCURACY_MARGIN_ENV = "TABS_ASSETS_CHECK_ACCURACY_MARGIN"
 MAX_ROUND_TRIP_ENV = "TABS_ASSETS_CHECK_MAX_ROUND_TRIP"
@@ -230,51 +225,100 @@ def _evaluate(spec: CheckSpec, entry: Path) -> CheckOutcome:
         return CheckOutcome(False, "ERROR", f"cannot evaluate: {type(error).__name__}: {error}")
 
 
+def check_settings() -> dict[str, float]:
+    """The thresholds the rules read today: a stored outcome is reused only under the same."""
+    return {
+        "accuracy_margin": _float_env(ACCURACY_MARGIN_ENV, DEFAULT_ACCURACY_MARGIN),
+        "max_round_trip": _float_env(MAX_ROUND_TRIP_ENV, DEFAULT_MAX_ROUND_TRIP),
+    }
+
+
+def specs_of(asset: str) -> tuple[CheckSpec, ...]:
+    return tuple(spec for spec in CHECKS if spec.asset == asset)
+
+
+def _stored(manifest: dict[str, Any], settings: dict[str, float]) -> dict[str, list[Any]]:
+    stored = manifest.get("checks")
+    if not isinstance(stored, dict) or stored.get("settings") != settings:
+        return {}
+    outcomes = stored.get("outcomes")
+    return outcomes if isinstance(outcomes, dict) else {}
+
+
+def entry_outcomes(
+    store: Store, entry: StoreEntry, asset: str
+) -> tuple[StoreEntry, dict[str, CheckOutcome]]:
+    """check name -> outcome for ``asset``'s checks on ``entry``.
+
+    An entry never changes, so an outcome evaluated once under today's thresholds is kept in
+    its manifest and reused: a cache hit re-reports its checks without reading the payload.
+    """
+    specs = specs_of(asset)
+    settings = check_settings()
+    stored = _stored(entry.manifest, settings)
+    if all(spec.name in stored for spec in specs):
+        return entry, {spec.name: CheckOutcome(*stored[spec.name]) for spec in specs}
+    outcomes = {spec.name: _evaluate(spec, entry.path) for spec in specs}
+    merged = {**stored, **{name: list(outcome) for name, outcome in outcomes.items()}}
+    with suppress(StoreError):  # a read-only store: evaluated again next time
+        entry = store.update_manifest(entry, checks={"settings": settings, "outcomes": merged})
+    return entry, outcomes
+
+
 def check_results(
     config: ExperimentConfig, store: Store, include_payload: bool = True
 ) -> dict[str, CheckOutcome]:
     """``asset:check`` -> outcome, for the config's entries that are in the store.
 
-    ``include_payload=False`` leaves out the checks that read a payload (paths_finite reads
-    every path point): what a listing of many configs can afford.
+    Outcomes stored in the manifests are reused. ``include_payload=False`` leaves out checks
+    that would have to read a payload (paths_finite reads every path point) and were never
+    stored: what a listing of many configs can afford.
     """
     results = {}
+    settings = check_settings()
     for spec in CHECKS:
-        if spec.reads_payload and not include_payload:
-            continue
         entry = store.entry_path(*entry_address(spec.asset, config))
-        if (entry / MANIFEST).is_file():
+        try:
+            manifest = json.loads((entry / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        stored = _stored(manifest, settings) if isinstance(manifest, dict) else {}
+        if spec.name in stored:
+            results[f"{spec.asset}:{spec.name}"] = CheckOutcome(*stored[spec.name])
+        elif include_payload or not spec.reads_payload:
             results[f"{spec.asset}:{spec.name}"] = _evaluate(spec, entry)
     return results
 
 
 # --------------------------------------------------------------------------------------------
-# Dagster
+# Dagster: the checks are declared on their assets and reported by the asset's own step, so a
+# cache hit re-reports stored outcomes instead of running a step per check.
 
 
-def _dagster_check(spec: CheckSpec) -> AssetChecksDefinition:
-    @asset_check(
-        asset=spec.asset,
-        name=spec.name,
-        blocking=spec.blocking,
-        description=spec.description,
-        partitions_def=config_partitions,
-        required_resource_keys={"store"},
-    )
-    def _check(context: AssetCheckExecutionContext) -> AssetCheckResult:
-        resource = context.resources.store
-        partition_key = context.op_execution_context.partition_key
-        config = resource.registry().config(partition_key)
-        entry = resource.store().entry_path(*entry_address(spec.asset, config))
-        outcome = _evaluate(spec, entry)
-        return AssetCheckResult(
+def dagster_check_specs(asset: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(
+            spec.name,
+            asset=asset,
+            blocking=spec.blocking,
+            description=spec.description,
+            partitions_def=config_partitions,
+        )
+        for spec in specs_of(asset)
+    ]
+
+
+def dagster_check_results(
+    asset: str, outcomes: dict[str, CheckOutcome], entry: Path
+) -> list[AssetCheckResult]:
+    return [
+        AssetCheckResult(
+            asset_key=asset,
+            check_name=name,
             passed=outcome.passed,
             severity=AssetCheckSeverity(outcome.severity),
             description=outcome.message,
             metadata={"store_path": str(entry)},
         )
-
-    return _check
-
-
-ASSET_CHECKS = [_dagster_check(spec) for spec in CHECKS]
+        for name, outcome in outcomes.items()
+    ]

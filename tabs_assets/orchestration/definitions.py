@@ -15,7 +15,6 @@ from tabs_assets.orchestration.assets.models import (
 )
 from tabs_assets.orchestration.assets.plots import plots
 from tabs_assets.orchestration.assets.studies import study_members, study_report, study_table
-from tabs_assets.orchestration.checks import ASSET_CHECKS
 from tabs_assets.orchestration.executors import selected_executor
 from tabs_assets.orchestration.io_manager import StoreIOManager
 from tabs_assets.orchestration.resources import StoreResource
@@ -53,7 +52,6 @@ store = StoreResource()
 
 defs = Definitions(
     assets=[*CONFIG_ASSETS, *STUDY_ASSETS],
-    asset_checks=ASSET_CHECKS,
     jobs=[config_graph_job, study_job],
     sensors=[experiments_sensor],
     resources={

@@ -11,8 +11,11 @@ asking Dagster.
 
 import ast
 import hashlib
+import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash, result_slice
 from tabs_assets.config.study import StudyConfig
+from tabs_assets.files import write_file_durably
 from tabs_assets.orchestration.store import KEY_LENGTH
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -52,19 +56,51 @@ def code_text(path: Path) -> bytes:
     return ast.dump(tree, include_attributes=False).encode()
 
 
+# Parsing every source file costs a quarter of a second at each start: the digests are kept on
+# disk, keyed by the files' names, sizes and modification times (a file modified within the
+# last RACY_S seconds may change again unseen by its timestamp, so such a digest is not kept).
+DIGESTS_FILE = "__pycache__/tabs_assets_source_digests.json"
+RACY_S = 2.0
+
+
+@cache
+def _remembered_digests(root: Path) -> dict[str, Any]:
+    try:
+        remembered = json.loads((root / DIGESTS_FILE).read_text())
+        return remembered if isinstance(remembered, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
 @cache
 def _source_digest(patterns: tuple[str, ...], root: Path) -> str:
+    paths = sorted({p for pattern in patterns for p in root.glob(pattern)})
+    stats = [path.stat() for path in paths]
+    signature = [
+        [path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns]
+        for path, stat in zip(paths, stats, strict=True)
+    ]
+    remembered = _remembered_digests(root)
+    name = json.dumps(patterns)
+    if remembered.get(name, {}).get("files") == signature:
+        return remembered[name]["digest"]
     digest = hashlib.sha256()
-    for path in sorted({p for pattern in patterns for p in root.glob(pattern)}):
+    for path in paths:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(code_text(path))
+    if all(time.time() - stat.st_mtime > RACY_S for stat in stats):
+        remembered[name] = {"files": signature, "digest": digest.hexdigest()}
+        with suppress(OSError):  # a read-only checkout: parsed again next time
+            (root / DIGESTS_FILE).parent.mkdir(exist_ok=True)
+            write_file_durably(root / DIGESTS_FILE, json.dumps(remembered), durable=False)
     return digest.hexdigest()
 
 
 def source_digest(patterns: tuple[str, ...]) -> str:
     """sha256 over the code of the (sorted) source files matching ``patterns`` under the package.
 
-    Cached per process (sources do not change under a running process) and per package root.
+    Cached per process (sources do not change under a running process), per package root and
+    on disk (see DIGESTS_FILE).
     """
     return _source_digest(patterns, PACKAGE_DIR)
 

@@ -50,6 +50,7 @@ class StoredInput:
                 f"--partition {self.partition_key}"
             ) from None
         except CorruptEntryError as error:
+            self.store.remove(self.store_name, self.key)  # so that re-materializing rebuilds it
             raise MissingUpstreamError(
                 f"{error}; re-materialize {self.asset!r} for {self.partition_key!r} to rebuild it"
             ) from None

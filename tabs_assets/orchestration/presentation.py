@@ -7,6 +7,7 @@ point at the UIs of today, not at those of the day the entry was computed.
 
 import math
 import os
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -202,9 +203,39 @@ def thumbnail_png(path: Any, width: int = THUMBNAIL_WIDTH) -> bytes:
         return buffer.getvalue()
 
 
-def previews_markdown(entry_path: Any, names: list[str]) -> str:
-    """At most THUMBNAILS embedded thumbnails within the byte budget, then every file's path."""
+def thumbnail_name(name: str) -> str:
+    """Where a figure's thumbnail is stored in its entry (``x.png`` -> ``previews/x.png``)."""
+    return f"{PREVIEW_DIR}/{name}"
+
+
+def write_thumbnails(directory: Any, names: list[str]) -> list[str]:
+    """Thumbnails of the figures ``names`` of an entry being written, stored beside them so a
+    cache hit embeds them without drawing; returns the figures that have one."""
+    from pathlib import Path
+
+    made = []
+    for name in names:
+        try:
+            data = thumbnail_png(Path(directory) / name)
+        except Exception:  # not an image PIL reads: listed by path only
+            continue
+        target = Path(directory) / thumbnail_name(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        made.append(name)
+    return made
+
+
+def previews_markdown(
+    entry_path: Any, names: list[str], stored: Collection[str] | None = None
+) -> str:
+    """At most THUMBNAILS embedded thumbnails within the byte budget, then every file's path.
+
+    ``stored``: the figures whose thumbnails the entry holds (``previews/<name>``); None for an
+    entry made before thumbnails were stored: they are drawn from the full-size files.
+    """
     import base64
+    from pathlib import Path
 
     parts, used = [], 0
     listed = []
@@ -213,7 +244,11 @@ def previews_markdown(entry_path: Any, names: list[str]) -> str:
         embedded = False
         if len(parts) < THUMBNAILS:
             try:
-                data = thumbnail_png(full)
+                if stored is None:
+                    data = thumbnail_png(full)
+                else:
+                    thumbnail = Path(entry_path) / thumbnail_name(name)
+                    data = thumbnail.read_bytes() if name in stored else b""
             except Exception:  # not an image PIL reads: list it only
                 data = b""
             if data and used + len(data) * 4 // 3 <= PREVIEW_BUDGET_BYTES:
@@ -267,7 +302,8 @@ def dagster_metadata(
     for name, table in report.get("tables", {}).items():
         metadata[name] = MetadataValue.md(table)
     if report.get("previews"):
-        metadata["previews"] = MetadataValue.md(previews_markdown(entry.path, report["previews"]))
+        markdown = previews_markdown(entry.path, report["previews"], report.get("thumbnails"))
+        metadata["previews"] = MetadataValue.md(markdown)
     url = stored_mlflow_url(manifest)
     if url:
         metadata["mlflow_run"] = MetadataValue.url(url)

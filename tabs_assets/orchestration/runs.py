@@ -5,16 +5,23 @@ The CLI only parses and prints; what a run selects and how it executes lives her
 
 import os
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from tabs_assets.orchestration import settings
 
 
 def instance() -> Any:
+    """The Dagster instance of $DAGSTER_HOME, opened once per process and home (opening one
+    checks the storage schemas: a noticeable part of a short command)."""
+    return _instance_at(str(settings.ensure_dagster_home()))
+
+
+@cache
+def _instance_at(home: str) -> Any:
     from dagster import DagsterInstance
 
-    settings.ensure_dagster_home()
-    return DagsterInstance.get()
+    return DagsterInstance.from_config(home)
 
 
 def _run_config(force: Sequence[str], shards: int | None = None) -> dict[str, Any]:

@@ -259,6 +259,33 @@ class Store:
             self.remove(asset, key)
             return None
 
+    def find(self, asset: str, key: str) -> StoreEntry | None:
+        """The entry, checked without reading its payload where it can be: what a cache hit
+        needs (``lookup`` reads every byte to verify the checksums).
+
+        Every file the manifest lists must be there with its size (else the entry is removed).
+        Files with the sizes and modification times recorded at writing are taken as written;
+        any other (edited, or copied without times) is checksummed as ``lookup`` does. Silent
+        corruption that keeps size and time is caught where the payload is read (``verify``).
+        """
+        path = self.entry_path(asset, key)
+        if not path.is_dir():
+            return None
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+            stats = {name: (path / name).stat() for name in manifest["files"]}
+            sizes = {name: stat.st_size for name, stat in stats.items()}
+            complete = sizes == {name: item["size"] for name, item in manifest["files"].items()}
+            as_written = manifest.get("mtimes") == {n: s.st_mtime_ns for n, s in stats.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            complete = as_written = False
+        if complete and as_written:
+            return StoreEntry(asset=asset, key=key, path=path, manifest=manifest)
+        if complete:
+            return self.lookup(asset, key)
+        self.remove(asset, key)
+        return None
+
     def verify(self, asset: str, key: str) -> StoreEntry:
         """Check every file against the manifest; raise CorruptEntryError on any mismatch."""
         path = self.entry_path(asset, key)
@@ -306,6 +333,7 @@ class Store:
                 **provenance,
                 "files": _checksums(temp),
             }
+            manifest["mtimes"] = {n: (temp / n).stat().st_mtime_ns for n in manifest["files"]}
             (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             normalize_permissions(temp)
             fsync_tree(temp)

@@ -36,7 +36,7 @@ from tabs_assets.orchestration.store import Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
 _LOGGER = logging.getLogger(__name__)
-ReportFn = Callable[[str, str, Cached], None]  # (asset, member partition key, result)
+ReportFn = Callable[[list["MemberOutcome"]], None]  # members whose results are all tracked
 
 
 def member_plan(asset: str, config: ExperimentConfig) -> list[str]:
@@ -155,16 +155,23 @@ class TrackingQueue:
 class MemberRunner:
     """Materializes members one after another, sharing what they have in common.
 
-    With a ``tracking`` queue, a computed result is reported to Dagster once its MLflow run
-    is logged (so the materialization links to it); the science goes on meanwhile.
+    A member is ready to report once every result it computed is tracked (with a ``tracking``
+    queue, MLflow logs on a thread while the science goes on), so its Dagster materializations
+    link to their MLflow runs. ``report`` gets ready members in batches, each member with all
+    of its results, hits included: every member shows every asset it uses.
     """
 
     registry: Registry
     scope_for: Callable[[str], RunScope]  # the cached path's scope for one member partition
     report: ReportFn
     tracking: TrackingQueue | None = None
+    batch_size: int = 32
+    interval_s: float = 5.0
     seen: dict[tuple[str, str], StoreEntry] = field(default_factory=dict)
-    _pending: dict[tuple[str, str], tuple[RunScope, Cached]] = field(default_factory=dict)
+    _pending: dict[tuple[str, str], tuple[RunScope, MemberOutcome]] = field(default_factory=dict)
+    _waiting: list[MemberOutcome] = field(default_factory=list)
+    _ready: list[MemberOutcome] = field(default_factory=list)
+    _reported_at: float = field(default_factory=time.monotonic)
 
     def run(self, partition_key: str, asset: str) -> MemberOutcome:
         outcome = MemberOutcome(partition_key)
@@ -174,21 +181,28 @@ class MemberRunner:
             cached = self._materialize(scope, name, config)
             outcome.results[name] = cached
             if cached.outcome is not None and cached.outcome.pending:
-                self._pending[(name, partition_key)] = (scope, cached)
-            elif cached.computed:
-                self.report(name, partition_key, cached)
+                self._pending[(name, partition_key)] = (scope, outcome)
+        self._waiting.append(outcome)
         self.flush(wait=False)
         return outcome
 
     def flush(self, wait: bool) -> None:
-        """Report the results whose tracking has finished (with ``wait``: all of them)."""
-        if self.tracking is None:
-            return
-        for run, tracked in self.tracking.finished(wait):
-            scope, cached = self._pending.pop((run.asset, run.partition_key))
-            entry = remember_tracking(scope, cached.entry, tracked)
-            self.seen[(entry.asset, entry.key)] = entry
-            self.report(run.asset, run.partition_key, Cached(entry, cached.status, tracked))
+        """Report the ready members: a full batch, or every ``interval_s``; with ``wait``,
+        once all tracking has finished, every member left."""
+        if self.tracking is not None:
+            for run, tracked in self.tracking.finished(wait):
+                scope, outcome = self._pending.pop((run.asset, run.partition_key))
+                cached = outcome.results[run.asset]
+                entry = remember_tracking(scope, cached.entry, tracked)
+                self.seen[(entry.asset, entry.key)] = entry
+                outcome.results[run.asset] = Cached(entry, cached.status, tracked)
+        pending = {key for _, key in self._pending}
+        self._ready += [o for o in self._waiting if o.partition_key not in pending]
+        self._waiting = [o for o in self._waiting if o.partition_key in pending]
+        due = time.monotonic() - self._reported_at >= self.interval_s
+        if self._ready and (wait or due or len(self._ready) >= self.batch_size):
+            self.report(self._ready)
+            self._ready, self._reported_at = [], time.monotonic()
 
     def _materialize(self, scope: RunScope, name: str, config: ExperimentConfig) -> Cached:
         node = NODES[name]

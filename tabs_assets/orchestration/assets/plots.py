@@ -1,10 +1,9 @@
-"""The plots asset: every figure that applies to the config, as PNG/SVG plus small previews."""
+"""The plots asset: every figure that applies to the config, as PNG/SVG (thumbnails of the PNGs
+are stored with the entry by the cached path, for the Dagster UI)."""
 
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.orchestration.assets.explanations import load_record
 from tabs_assets.orchestration.cached import Computed, Inputs, RunLog, config_asset
-
-PREVIEW_DPI = 40  # small enough to embed many in the Dagster event log
 
 
 @config_asset("plots", group="plots", loader=load_record, kinds={"matplotlib"})
@@ -29,13 +28,9 @@ def plots(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
         for name, figure in figures.items()
         for fmt in config.plots.formats
     }
-    previews = {
-        f"previews/{name}.png": figure_bytes(figure, "png", dpi=PREVIEW_DPI)
-        for name, figure in figures.items()
-    }
     return Computed(
         payload=Record({"figures": sorted(figures), "formats": list(config.plots.formats)}),
         metrics={"figures": len(figures)},
-        files={**files, **previews},
-        previews=sorted(previews),
+        files=files,
+        previews=sorted(name for name in files if name.endswith(".png")),
     )
