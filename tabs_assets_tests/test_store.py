@@ -132,3 +132,32 @@ def test_gc_removes_only_unreferenced(tmp_path: Path) -> None:
     store.gc_apply(plan)
     assert [e.key for e in store.entries()] == ["keep"]
     assert os.listdir(tmp_path / "thing") == ["keep"]
+
+
+def test_annotate_adds_manifest_fields_read_from_the_complete_entry(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    seen: list[str] = []
+
+    def annotate(directory: Path) -> dict:
+        seen.append((directory / "payload.txt").read_text())
+        return {"checks": {"n_files": len(json.loads((directory / MANIFEST).read_text())["files"])}}
+
+    entry = store.write("thing", "k1", text_payload("x"), {}, {}, annotate=annotate, durable=False)
+    store.sync()
+    assert seen == ["x"]
+    assert store.verify("thing", "k1").manifest["checks"] == {"n_files": 2}  # payload + config
+    assert store.find("thing", "k1").manifest == entry.manifest
+
+
+def test_find_checks_sizes_and_times_and_checksums_what_changed(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    entry = store.write("thing", "k1", text_payload("abc"), {}, {})
+    assert store.find("thing", "k1") is not None
+    (entry.path / "payload.txt").write_text("abd")  # same size, new time: checksummed, corrupt
+    assert store.find("thing", "k1") is None and not entry.path.exists()
+    entry = store.write("thing", "k2", text_payload("abc"), {}, {})
+    (entry.path / "payload.txt").write_text("abcdef")  # another size: removed without reading
+    assert store.find("thing", "k2") is None and not entry.path.exists()
+    entry = store.write("thing", "k3", text_payload("abc"), {}, {})
+    os.utime(entry.path / "payload.txt", (0, 0))  # copied without times, content intact
+    assert store.find("thing", "k3") is not None

@@ -36,6 +36,7 @@ from tabs_assets.orchestration.checks import (
     dagster_check_results,
     dagster_check_specs,
     entry_outcomes,
+    stored_checks,
 )
 from tabs_assets.orchestration.executors import training_op_tags
 from tabs_assets.orchestration.graph import NODES, Node, entry_address, key_material
@@ -194,6 +195,7 @@ class RunScope:
     partition_key: str
     run_id: str
     log: RunLog
+    durable: bool = True  # False: the caller syncs the store once per batch (study shards)
 
     @classmethod
     def of_step(cls, context: AssetExecutionContext) -> "RunScope":
@@ -315,6 +317,8 @@ def _compute_and_store(
         target.store_name,
         target.key,
         save,
+        annotate=lambda directory: stored_checks(target.asset, directory),
+        durable=scope.durable,
         config_slice=target.material,
         provenance={
             "code_version": target.code_version,

@@ -245,6 +245,13 @@ def _stored(manifest: dict[str, Any], settings: dict[str, float]) -> dict[str, l
     return outcomes if isinstance(outcomes, dict) else {}
 
 
+def stored_checks(asset: str, entry: Path) -> dict[str, Any]:
+    """The manifest field that keeps ``asset``'s check outcomes for a new entry (Store.write's
+    ``annotate``): a later hit re-reports them without evaluating."""
+    outcomes = {spec.name: list(_evaluate(spec, entry)) for spec in specs_of(asset)}
+    return {"checks": {"settings": check_settings(), "outcomes": outcomes}} if outcomes else {}
+
+
 def entry_outcomes(
     store: Store, entry: StoreEntry, asset: str
 ) -> tuple[StoreEntry, dict[str, CheckOutcome]]:

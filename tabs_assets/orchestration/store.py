@@ -312,9 +312,17 @@ class Store:
         save_payload: Callable[[Path], None],
         config_slice: Any,
         provenance: dict[str, Any],
+        annotate: Callable[[Path], dict[str, Any]] | None = None,
+        durable: bool = True,
     ) -> StoreEntry:
         """Write an entry atomically and durably: temporary directory, checksums, manifest,
-        fsync, rename, fsync of the folder. A read-only or full store raises StoreError."""
+        fsync, rename, fsync of the folder. A read-only or full store raises StoreError.
+
+        ``annotate`` reads the complete entry (payload and manifest) before it is published and
+        returns more manifest fields (e.g. check outcomes): no second manifest write.
+        ``durable=False`` leaves the fsyncs to one ``sync()`` of a whole batch of entries: until
+        then a power loss may leave an entry whose checksums fail, which is then recomputed.
+        """
         final = self.entry_path(asset, key)
         temp = final.parent / f"{TEMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
@@ -335,18 +343,28 @@ class Store:
             }
             manifest["mtimes"] = {n: (temp / n).stat().st_mtime_ns for n in manifest["files"]}
             (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+            if annotate is not None:
+                manifest.update(annotate(temp))
+                (temp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
             normalize_permissions(temp)
-            fsync_tree(temp)
+            if durable:
+                fsync_tree(temp)
             if final.exists():
                 self.remove(asset, key)
             os.rename(temp, final)
-            fsync_path(final.parent)
+            if durable:
+                fsync_path(final.parent)
         except BaseException as error:
             shutil.rmtree(temp, ignore_errors=True)
             if is_unwritable(error):
                 raise unwritable(error, f"write {asset}/{key}", final.parent) from None
             raise
         return StoreEntry(asset=asset, key=key, path=final, manifest=manifest)
+
+    @staticmethod
+    def sync() -> None:
+        """Make every entry written with ``durable=False`` durable (one flush of the disks)."""
+        os.sync()
 
     def update_manifest(self, entry: StoreEntry, **fields: Any) -> StoreEntry:
         """Add provenance fields (e.g. the MLflow run id) without touching the payload."""

@@ -203,6 +203,7 @@ def _reporter(context: OpExecutionContext, registry: Registry, store: Store) -> 
     storage = context.instance.event_log_storage
 
     def report(outcomes: list[MemberOutcome]) -> None:
+        store.sync()  # the members' entries were written without fsyncs: durable before told
         pointers: dict[tuple[str, str], int] = {}
         words = {o.partition_key: config_words(registry, o.partition_key) for o in outcomes}
         for name in NODES:  # upstream first
@@ -239,7 +240,9 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
 
     def scope_for(partition_key: str) -> RunScope:
         log = MemberLog(step_scope.log, partition_key)
-        return replace(step_scope, tracking=tracking, partition_key=partition_key, log=log)
+        return replace(
+            step_scope, tracking=tracking, partition_key=partition_key, log=log, durable=False
+        )
 
     report = _reporter(context, registry, step_scope.store)
     runner = MemberRunner(registry, scope_for, report, tracking)
