@@ -1,10 +1,16 @@
-"""Wall time of a fully cached `dagster asset materialize` of a config partition, against a
-trivial Dagster graph with the same steps, partitions and executor, measured in the same run.
+"""Wall time of a fully cached materialization of a config partition, against a trivial Dagster
+graph with the same assets, partition and executor, measured in the same run.
 
-    .venv/bin/python benchmarks/cached_rerun.py [--config experiments/quickstart.yaml] [--repeats 3]
+    .venv/bin/python benchmarks/cached_rerun.py [--config experiments/quickstart.yaml]
+        [--select '*explanation_metrics'] [--repeats 5] [--executors in_process multiprocess]
 
-Prints a table per executor and saves benchmarks/results/cached_rerun.json. The first
-(uncached) materialization is done once before timing and is not part of the figures.
+Rows, each a fresh process, repeats interleaved so every row sees the same machine load:
+- `dagster asset materialize` of the product, and of the trivial graph without and with the
+  product's asset checks (each check reported passed: Dagster's own cost for them);
+- `tabs-assets materialize KEY --select ...` (the same run through the project's CLI).
+The first (uncached) materialization is done once before timing, in a fresh store and
+Dagster home, and is not part of the figures. Prints a table and saves
+benchmarks/results/cached_rerun.json.
 """
 
 import argparse
@@ -20,122 +26,126 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "cached_rerun.json"
-EXECUTORS = ("in_process", "multiprocess")
+BIN = Path(sys.executable).parent
 
 
-def timed_materialize(target: list[str], partition: str, env: dict[str, str]) -> tuple[float, str]:
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "asset",
-        "materialize",
-        *target,
-        "--select",
-        "*plots",
-        "--partition",
-        partition,
-    ]
+def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
-    return seconds, completed.stderr + completed.stdout
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{(done.stderr + done.stdout)[-3000:]}")
+    return seconds
+
+
+def all_hits(instance: object, expected: int) -> None:
+    """The product's last run: every materialization a cache hit."""
+    from dagster import DagsterEventType
+
+    run = instance.get_runs(limit=1)[0]
+    records = instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    found = [
+        r.event_log_entry.dagster_event.step_materialization_data.materialization.metadata[
+            "cache"
+        ].value
+        for r in records
+    ]
+    if found != ["hit"] * expected:
+        raise SystemExit(f"expected {expected} cache hits, saw {found}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "experiments" / "quickstart.yaml")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--store",
-        type=Path,
-        default=None,
-        help="store root to use (default: the project's; cached results reused)",
-    )
+    parser.add_argument("--select", default="*explanation_metrics")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--executors", nargs="+", default=["in_process"])
     args = parser.parse_args()
 
-    from tabs_assets.orchestration import settings
-
-    home = Path(tempfile.mkdtemp(prefix="bench_dagster_home_"))
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    if args.store:
-        env["TABS_ASSETS_STORE"] = str(args.store.resolve())
+    work = Path(tempfile.mkdtemp(prefix="cached_rerun_"))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(work / "dagster_home"),
+        "TABS_ASSETS_STORE": str(work / "store"),
+    }
     os.environ.update(env)
-    settings.ensure_dagster_home()
+    from dagster import AssetSelection, DagsterInstance
 
-    from dagster import DagsterInstance
-
-    from tabs_assets.orchestration.definitions import CONFIG_ASSETS
+    from tabs_assets.orchestration import settings
+    from tabs_assets.orchestration.definitions import defs
     from tabs_assets.orchestration.register_files import add_partitions, register_file
     from tabs_assets.orchestration.registry import Registry
     from tabs_assets.orchestration.runs import materialize_partition
 
+    settings.ensure_dagster_home()
     registered = register_file(Registry(settings.store_root()), args.config)
     add_partitions(DagsterInstance.get(), registered)
     partition = registered.configs[0]
-    print(f"warming the cache for {partition} (trains models if the store lacks them)...")
-    warm = materialize_partition(partition)
-    if not warm.success:
+    print(f"warming the cache for {partition} (trains models)...")
+    if not materialize_partition(partition, args.select).success:
         raise SystemExit("the warm-up materialization failed")
-    names = [asset.key.path[-1] for asset in CONFIG_ASSETS]
+    graph = defs.resolve_asset_graph()
+    names = sorted(key.path[-1] for key in AssetSelection.from_string(args.select).resolve(graph))
     env["TRIVIAL_GRAPH_ASSETS"] = ",".join(names)
+    materialize = [str(BIN / "dagster"), "asset", "materialize", "--select", args.select]
+    materialize += ["--partition", partition]
+    trivial = [*materialize, "-f", str(REPO / "benchmarks" / "trivial_graph.py")]
+    commands = {
+        "dagster asset materialize": [*materialize, "-m", "tabs_assets.orchestration.definitions"],
+        "tabs-assets materialize": [
+            str(BIN / "tabs-assets"),
+            "materialize",
+            partition,
+            "--select",
+            args.select,
+        ],
+        "trivial graph": trivial,
+        "trivial graph + same checks": trivial,
+    }
 
     rows = []
-    for executor in EXECUTORS:
-        run_env = {**env, "TABS_ASSETS_EXECUTOR": executor}
-        ours, trivial = [], []
+    for executor in args.executors:
+        seconds: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
-            seconds, log = timed_materialize(
-                ["-m", "tabs_assets.orchestration.definitions"], partition, run_env
-            )
-            hits = log.count("cache hit")
-            if hits < len(names):
-                raise SystemExit(f"expected {len(names)} cache hits, saw {hits}:\n{log[-2000:]}")
-            ours.append(seconds)
-            trivial.append(
-                timed_materialize(
-                    ["-f", str(REPO / "benchmarks" / "trivial_graph.py")], partition, run_env
-                )[0]
-            )
-        rows.append(
-            {
-                "executor": executor,
-                "steps": len(names),
-                "tabs_assets_s": statistics.median(ours),
-                "trivial_graph_s": statistics.median(trivial),
-                "ratio": statistics.median(ours) / statistics.median(trivial),
-                "tabs_assets_runs_s": ours,
-                "trivial_graph_runs_s": trivial,
-            }
-        )
+            for name, command in commands.items():
+                run_env = {**env, "TABS_ASSETS_EXECUTOR": executor}
+                if name == "trivial graph + same checks":
+                    run_env["TRIVIAL_GRAPH_CHECKS"] = "1"
+                seconds[name].append(timed(command, run_env))
+                if not name.startswith("trivial"):
+                    all_hits(DagsterInstance.get(), len(names))
+        medians = {name: statistics.median(values) for name, values in seconds.items()}
+        rows.append({"executor": executor, "median_s": medians, "runs_s": seconds})
 
     print(
-        f"\nfully cached `dagster asset materialize --select '*plots'` of {partition} "
-        f"({len(names)} steps), median of {args.repeats}"
+        f"\nfully cached `--select '{args.select}'` of {partition} ({len(names)} assets), "
+        f"median of {args.repeats}; load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'executor':14} {'tabs_assets s':>14} {'trivial s':>10} {'ratio':>7}")
+    print(f"{'executor':12} {'command':28} {'s':>6} {'/ trivial':>10} {'/ trivial+checks':>17}")
     for row in rows:
-        print(
-            f"{row['executor']:14} {row['tabs_assets_s']:14.2f} {row['trivial_graph_s']:10.2f} "
-            f"{row['ratio']:7.2f}"
-        )
-    fastest = min(rows, key=lambda row: row["tabs_assets_s"])
-    print(f"fastest cached rerun: {fastest['executor']}")
+        medians = row["median_s"]
+        for name, value in medians.items():
+            print(
+                f"{row['executor']:12} {name:28} {value:6.2f} "
+                f"{value / medians['trivial graph']:10.2f} "
+                f"{value / medians['trivial graph + same checks']:17.2f}"
+            )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
             {
                 "benchmark": "cached_rerun",
                 "partition": partition,
+                "select": args.select,
                 "machine": {
                     "platform": platform.platform(),
                     "cpus": os.cpu_count(),
                     "python": platform.python_version(),
+                    "load": os.getloadavg(),
                 },
                 "rows": rows,
-                "fastest_executor": fastest["executor"],
             },
             indent=2,
         )
