@@ -17,7 +17,6 @@ from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.explainers import other_classes, path_latents
 from tabs_assets.science.losses import pick, validity_loss
-from tabs_assets.science.models.lightning_modules import Batch, FlowModule
 from tabs_assets.science.models.nice import Nice
 from tabs_assets.science.models.trained import TrainedModel, build_module
 from tabs_assets.science.models.training import (
@@ -26,6 +25,7 @@ from tabs_assets.science.models.training import (
     fit_module,
     generative_test_metrics,
 )
+from tabs_assets.science.models.training_modules import Batch, FlowModule
 
 VALIDATION_TARGET_SEED_OFFSET = 1
 """Validation targets come from their own generator, re-seeded every validation epoch."""
