@@ -56,6 +56,43 @@ def test_pivot_formats_percentages_and_ranking_orders_best_first() -> None:
     ]
 
 
+def test_study_table_previews_show_bounded_rows_with_their_count() -> None:
+    from tabs_assets.science.study_tables import build_study_table
+
+    rows = [
+        {"dataset": "cake", "explainer": method, "seed": seed, "partition_key": f"{method}-{seed}"}
+        | {"validity_rate": 0.5 + seed / 10, "l1_auc": 1.234567}
+        for method in ("latent_shift", "revise")
+        for seed in (1, 2)
+    ]
+    table = build_study_table(rows, ["dataset", "explainer"], ["validity_rate", "l1_auc"])
+    previews = table.previews(["validity_rate"], rows=3)
+    members = previews["members"].splitlines()
+    assert [c.strip() for c in members[0].split("|")[1:-1]] == [
+        "dataset",
+        "explainer",
+        "seed",
+        "validity_rate",
+        "partition_key",
+    ]
+    assert len([line for line in members if line.startswith("| cake")]) == 3
+    assert members[-1] == "3 of 4 rows; all of them in `members.csv`."
+    groups = previews["mean ± SEM over seeds"].splitlines()
+    assert [c.strip() for c in groups[0].split("|")[1:-1]] == [
+        "dataset",
+        "explainer",
+        "n",
+        "validity_rate (%)",
+    ]
+    assert [c.strip() for c in groups[2].split("|")[1:-1]] == [
+        "cake",
+        "latent_shift",
+        "2",
+        "65 ± 5",
+    ]
+    assert groups[-1] == "2 of 2 rows; all of them in `aggregated.csv`."
+
+
 def _study_file(directory: Path) -> Path:
     base = directory / "base.yaml"
     data: dict = {"name": "base"}
