@@ -96,3 +96,12 @@ def test_a_config_of_its_own_is_named_by_what_it_runs(tmp_path: Path) -> None:
         "quickstart · cake_on_sea · nice · latent_shift · logit/source"
     )
     assert presentation.study_run_name("tiny", 4) == "tiny · study of 4 members"
+    words = presentation.config_in_words(config)
+    assert (words["classifier"], words["explainer"]) == (
+        "default",
+        "latent_shift (n_steps=99, step_size=0.01)",
+    )
+    with_batch_norm = resolve_config(
+        [REPO / "experiments" / "quickstart.yaml"], ["classifier.batch_norm=true"]
+    )
+    assert presentation.config_in_words(with_batch_norm.config)["classifier"] == "batch_norm=true"

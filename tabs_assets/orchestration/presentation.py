@@ -155,7 +155,9 @@ def _section_words(section: Any, kind_fields: tuple[str, ...] = ("kind", "method
         for name in sorted(explicit)
         if name in data and name not in kind_fields and not isinstance(data[name], dict)
     ][:6]
-    return f"{kind} ({', '.join(details)})" if details else kind or "default"
+    if not kind:  # a section of one kind (the classifier): its values alone
+        return ", ".join(details) or "default"
+    return f"{kind} ({', '.join(details)})" if details else kind
 
 
 def seeds_in_words(config: Any) -> str:
