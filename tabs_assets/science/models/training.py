@@ -12,7 +12,7 @@ of the best weights.
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -151,7 +151,9 @@ def fit_module(
     """
     fabric = L.Fabric(accelerator=training.accelerator, devices=1)
     with _deterministic():
-        module = fabric.setup_module(module)
+        # The loop calls the module's loss hooks itself (not its forward through a Fabric
+        # wrapper), so the module only needs to be on the device.
+        module = fabric.to_device(module)
         optimizer = fabric.setup_optimizers(module.configure_optimizers())
         # Preload every split on the training device once; batches are then gathers there.
         train = training_batches(data, training, fabric.device)
@@ -178,13 +180,13 @@ def fit_module(
     return FitResult(best_state, history, best_epoch)
 
 
-def _epochs(training: TrainingConfig) -> Iterator[int]:
+def _epochs(training: TrainingConfig) -> Iterable[int]:
     """0 .. max_epochs - 1, as a progress bar over epochs when ``training.progress_bar``."""
     if not training.progress_bar:
-        return iter(range(training.max_epochs))
+        return range(training.max_epochs)
     from tqdm.auto import tqdm
 
-    return iter(tqdm(range(training.max_epochs), desc="epochs", unit="epoch"))
+    return tqdm(range(training.max_epochs), desc="epochs", unit="epoch")
 
 
 def _spec(config: ClassifierConfig | GenerativeConfig, data: PreparedDataset) -> dict[str, Any]:
