@@ -1,4 +1,4 @@
-"""Time per epoch of the project's Lightning training vs a plain PyTorch loop (same run).
+"""Time per epoch of the project's training (``fit_module``) vs a plain PyTorch loop (same run).
 
 Both sides train the same model on the same batches (the same ``TensorBatches``: same batch size,
 seeded in-memory shuffles) with the same Adam optimiser, and both run a full validation pass each
@@ -6,7 +6,7 @@ epoch. Early stopping is effectively off (huge patience), so every run lasts ``-
 The two sides alternate for ``--rounds`` rounds (so load from other processes hits both alike);
 the first epoch of every run is a warm-up and is not counted; the median of the rest is reported.
 
-It also measures the Trainer's own cost with a module that costs next to nothing (a Linear(2, 1)
+It also measures the loop's own cost with a module that costs next to nothing (a Linear(2, 1)
 on 8 rows a batch) at 20 and 100 batches an epoch: the difference to the same plain loop is the
 overhead, split into a part per optimisation step and a part per epoch.
 
@@ -37,13 +37,13 @@ from tabs_assets.config.models import (
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
 from tabs_assets.science.models.data import evaluation_batches, training_batches
-from tabs_assets.science.models.lightning_modules import Batch, EpochMeanModule
 from tabs_assets.science.models.trained import build_module
 from tabs_assets.science.models.training import (
     fit_module,
     train_classifier,
     train_generative_model,
 )
+from tabs_assets.science.models.training_modules import Batch, EpochMeanModule
 
 DEFAULT_OUTPUT = Path(__file__).parent / "results" / "train_loop.json"
 NO_EARLY_STOP = 10**6
@@ -77,7 +77,7 @@ def _plain_epoch_times(
     training: TrainingConfig,
     epochs: int,
 ) -> list[Stamp]:
-    """The same work without Lightning: Adam over the same batches, then a validation pass."""
+    """The same work, bare: Adam over the same batches, then a validation pass."""
     torch.manual_seed(training.seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=training.learning_rate)
     train_batches = training_batches(data, training)
@@ -107,7 +107,7 @@ def _nice_loss(model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch.Ten
 
 
 class _NullModule(EpochMeanModule):
-    """Next to no compute: what is left of an epoch is the Trainer's own work."""
+    """Next to no compute: what is left of an epoch is the loop's own work."""
 
     def training_loss(self, batch: Batch) -> torch.Tensor:
         return self.model(batch[0][:NULL_ROWS]).mean()
@@ -121,8 +121,8 @@ def _null_loss(model: nn.Module, x: torch.Tensor, _y: torch.Tensor) -> torch.Ten
     return model(x[:NULL_ROWS]).mean()
 
 
-def trainer_overhead(data: PreparedDataset, epochs: int, rounds: int) -> dict[str, float]:
-    """Milliseconds the Trainer adds per optimisation step and per epoch (median CPU time)."""
+def loop_overhead(data: PreparedDataset, epochs: int, rounds: int) -> dict[str, float]:
+    """Milliseconds ``fit_module`` adds per optimisation step and per epoch (median CPU time)."""
     n_train = len(data.split_indices["train"])
     overhead = {}
     for steps in (20, 100):
@@ -204,7 +204,7 @@ def main() -> None:
     dataset = CakeOnSeaConfig()
     data = prepare_dataset(make_cake_on_sea(dataset), dataset.split)
     rows = run(data, args.epochs, args.rounds)
-    overhead = trainer_overhead(data, args.epochs, args.rounds)
+    overhead = loop_overhead(data, args.epochs, args.rounds)
     print(f"{'model':<12}{'project s/epoch':>17}{'plain s/epoch':>15}{'ratio':>8}{'cpu ratio':>11}")
     for row in rows:
         print(
@@ -212,7 +212,7 @@ def main() -> None:
             f"{row['plain_s_per_epoch']:>15.4f}{row['ratio']:>8.2f}{row['cpu_ratio']:>11.2f}"
         )
     print(
-        f"Trainer overhead (near-zero model, CPU): {overhead['ms_per_step']:.3f} ms a step "
+        f"fit_module overhead (near-zero model, CPU): {overhead['ms_per_step']:.3f} ms a step "
         f"+ {overhead['ms_per_epoch']:.2f} ms an epoch"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +230,7 @@ def main() -> None:
         "machine": platform.platform(),
         "processor": platform.processor(),
         "rows": rows,
-        "trainer_overhead": overhead,
+        "loop_overhead": overhead,
     }
     args.output.write_text(json.dumps(result, indent=2))
     print(f"saved {args.output}")

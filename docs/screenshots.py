@@ -31,15 +31,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO / "docs" / "images"
 BIN = Path(sys.executable).parent
-OVERRIDES = [
-    "dataset.n_points=6000",
-    "classifier.training.max_epochs=5",
-    "generative_model.training.max_epochs=3",
-    "reference_density.training.max_epochs=3",
-    "explainer.n_steps=19",
-    "explanation.max_points=300",
-    "metrics.lof_max_train_rows=1000",
-]
+SMALL = {
+    "dataset": {"n_points": 6000},
+    "classifier": {"training": {"max_epochs": 5}},
+    "generative_model": {"training": {"max_epochs": 3}},
+    "reference_density": {"training": {"max_epochs": 3}},
+    "explanation": {"max_points": 300},
+    "metrics": {"lof_max_train_rows": 1000},
+}
+"""Settings that keep the demo configs small; written into their files, which they describe."""
 
 
 def free_port() -> int:
@@ -97,17 +97,18 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def write_configs(folder: Path) -> list[Path]:
+    import yaml
+
     folder.mkdir(parents=True, exist_ok=True)
     configs = {
-        "latent_shift_demo": ("Latent Shift with the default step", "latent_shift"),
-        "revise_demo": ("REVISE on the same data and models", "revise"),
+        "latent_shift_demo": ("Latent Shift (19 steps) on a small cake on sea", "latent_shift"),
+        "revise_demo": ("REVISE (19 steps) on the same data and models", "revise"),
     }
     paths = []
     for name, (description, method) in configs.items():
         path = folder / f"{name}.yaml"
-        path.write_text(
-            f"name: {name}\ndescription: {description}\nexplainer: {{method: {method}}}\n"
-        )
+        config = {"name": name, "description": description, **SMALL}
+        path.write_text(yaml.safe_dump({**config, "explainer": {"method": method, "n_steps": 19}}))
         paths.append(path)
     return paths
 
@@ -179,8 +180,7 @@ def main() -> None:
     (home / "dagster.yaml").write_text(settings_text)
     keys = []
     for path in write_configs(root / "experiments"):
-        overrides = [arg for item in OVERRIDES for arg in ("-o", item)]
-        output = cli(env, "register", str(path), *overrides)
+        output = cli(env, "register", str(path))
         keys.append(output.split()[1].rstrip(","))
         print(output.strip())
     for key in keys:
@@ -228,6 +228,8 @@ def main() -> None:
         wait_http(f"{dagster_url}/server_info")
         from mlflow.tracking import MlflowClient
 
+        from tabs_assets.orchestration.presentation import MLFLOW_TRAINING_VIEW
+
         client = MlflowClient(tracking_uri=f"sqlite:///{db}")
         experiment = client.get_experiment_by_name("tabs_assets")
         parents = client.search_runs(
@@ -236,21 +238,23 @@ def main() -> None:
         run_ids = json.dumps([run.info.run_id for run in parents])
         IMAGES.mkdir(parents=True, exist_ok=True)
         search = urllib.request.quote("tags.`tabs_assets.role` = 'partition'")
+        view = MLFLOW_TRAINING_VIEW  # the Model training layout, as the project's links open
         screenshot(
-            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?searchFilter={search}"
+            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?{view}"
+            f"&searchFilter={search}"
             f"&orderByKey={urllib.request.quote('metrics.`validity_rate`')}&orderByAsc=false",
             IMAGES / "mlflow_runs.png",
             size="2400,700",
         )
         screenshot(
-            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?searchFilter={search}"
-            "&compareRunsMode=CHART",
+            f"{mlflow_url}/#/experiments/{experiment.experiment_id}/runs?{view}"
+            f"&searchFilter={search}&compareRunsMode=CHART",
             IMAGES / "mlflow_charts.png",
             size="1600,1100",
         )
         screenshot(
             f"{mlflow_url}/#/compare-runs?runs={urllib.request.quote(run_ids)}"
-            f"&experiments={urllib.request.quote(json.dumps([experiment.experiment_id]))}",
+            f"&experiments={urllib.request.quote(json.dumps([experiment.experiment_id]))}&{view}",
             IMAGES / "mlflow_compare.png",
             size="1600,1400",
         )

@@ -77,5 +77,69 @@ def test_study_reports_every_bad_member(tmp_path: Path) -> None:
     assert len(error.value.problems) == 2
 
 
+QUICKSTART = REPO / "experiments" / "quickstart.yaml"
+QUICKSTART_DESCRIPTION = "Cake on sea, default models, Latent Shift paths on the test split."
+
+
+def test_a_description_is_kept_only_for_the_config_it_describes(tmp_path: Path) -> None:
+    assert resolve_config([QUICKSTART]).config.description == QUICKSTART_DESCRIPTION
+    revise = resolve_config([QUICKSTART], ["explainer.method=revise"])
+    assert revise.config.description == (
+        f'quickstart.yaml ("{QUICKSTART_DESCRIPTION}") with explainer.method=revise'
+    )
+    assert revise.sources["description"].startswith("derived")
+    renamed = resolve_config([QUICKSTART], ["name=other"])  # the name changes no result
+    assert renamed.config.description == QUICKSTART_DESCRIPTION
+    own = resolve_config([QUICKSTART], ["explainer.method=revise", "description=REVISE"])
+    assert own.config.description == "REVISE"
+    top = tmp_path / "top.yaml"
+    top.write_text("explainer: {method: revise}\n")
+    assert resolve_config([QUICKSTART, top]).config.description == (
+        f'quickstart.yaml ("{QUICKSTART_DESCRIPTION}") with top.yaml'
+    )
+
+
+def test_study_members_describe_themselves_not_the_base_file(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"""study:
+  name: s
+  description: Two explainers on wine.
+  base: [{QUICKSTART}]
+  sweep:
+    dataset: [{{kind: sklearn, name: wine}}]
+    explainer: [{{method: latent_shift}}, {{method: revise, distance_weight: 0.1}}]
+    loss.weight: [0.5]
+  seeds: {{values: [1, 2]}}
+"""
+    )
+    descriptions = sorted(m.resolved.config.description for m in expand_study(study).members)
+    words = [
+        "sklearn:wine, latent_shift, weight=0.5, seed=1",
+        "sklearn:wine, latent_shift, weight=0.5, seed=2",
+        "sklearn:wine, revise+l1(0.1), weight=0.5, seed=1",
+        "sklearn:wine, revise+l1(0.1), weight=0.5, seed=2",
+    ]
+    assert descriptions == [
+        f'Member of study s ("Two explainers on wine."): {member}.' for member in words
+    ]
+    set_by_study = study.read_text().replace("  sweep:", "  set: {description: Mine.}\n  sweep:")
+    study.write_text(set_by_study)
+    assert {m.resolved.config.description for m in expand_study(study).members} == {"Mine."}
+
+
+def test_shipped_configs_describe_what_they_run() -> None:
+    """The examples: the quickstart is what its description says; no member repeats it."""
+    quickstart = resolve_config([QUICKSTART]).config
+    assert (quickstart.dataset.kind, quickstart.explainer.method) == ("cake_on_sea", "latent_shift")
+    assert quickstart.explanation.split == "test"
+    for path in sorted((REPO / "experiments" / "studies").glob("*.yaml")):
+        resolved = expand_study(path)
+        for member in resolved.members:
+            description = member.resolved.config.description
+            assert description.startswith(f"Member of study {resolved.study.name} ("), path
+            assert QUICKSTART_DESCRIPTION not in description, path
+
+
 def test_readme_config_reference_is_current() -> None:
     assert config_reference() in (REPO / "README.md").read_text()

@@ -22,7 +22,6 @@ from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_datas
 from tabs_assets.science.models.autoencoders import Autoencoder, Vae
 from tabs_assets.science.models.classifier import MLPClassifier
 from tabs_assets.science.models.data import TensorBatches, training_batches
-from tabs_assets.science.models.lightning_modules import ClassifierModule
 from tabs_assets.science.models.nice import Nice
 from tabs_assets.science.models.trained import TrainedModel
 from tabs_assets.science.models.training import (
@@ -30,6 +29,7 @@ from tabs_assets.science.models.training import (
     train_classifier,
     train_generative_model,
 )
+from tabs_assets.science.models.training_modules import ClassifierModule
 
 TINY = TrainingConfig(max_epochs=3, patience=100)
 
@@ -252,12 +252,11 @@ class _ScriptedValidation(ClassifierModule):
         self.script = script
         self.snapshots: list[dict[str, torch.Tensor]] = []
 
-    def validation_metrics(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        return {"loss": torch.tensor(self.script[self.current_epoch])}
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
+    def on_validation_epoch_start(self) -> None:
         self.snapshots.append({k: v.clone() for k, v in self.model.state_dict().items()})
+
+    def validation_metrics(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        return {"loss": torch.tensor(self.script[len(self.snapshots) - 1])}
 
 
 def test_best_validation_weights_are_kept(tiny_data: PreparedDataset) -> None:
@@ -275,6 +274,21 @@ def test_early_stopping_uses_patience(tiny_data: PreparedDataset) -> None:
     result = fit_module(module, tiny_data, TrainingConfig(max_epochs=8, patience=2))
     assert [row["epoch"] for row in result.history] == [0, 1, 2, 3, 4]
     assert result.best_epoch == 2
+
+
+def test_a_non_finite_validation_loss_stops_training(tiny_data: PreparedDataset) -> None:
+    module = _ScriptedValidation([1.0, 0.5, math.nan, 0.1, 0.1])
+    result = fit_module(module, tiny_data, TrainingConfig(max_epochs=5, patience=100))
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    assert result.best_epoch == 1
+
+
+def test_training_leaves_the_process_determinism_settings_as_they_were(
+    tiny_data: PreparedDataset,
+) -> None:
+    assert not torch.are_deterministic_algorithms_enabled()
+    fit_module(_ScriptedValidation([1.0]), tiny_data, TrainingConfig(max_epochs=1))
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_train_classifier_reports_test_metrics_and_best_epoch(

@@ -204,22 +204,6 @@ def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
     assert len(client.search_runs([experiment_id])) == count
 
 
-def test_links_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv(presentation.MLFLOW_UI_ENV, raising=False)
-    manifest = {"mlflow_run_id": "abc", "mlflow_url": "http://old:5000/#/experiments/7/runs/abc"}
-    assert presentation.stored_mlflow_url(manifest) == (
-        "http://127.0.0.1:5000/#/experiments/7/runs/abc"
-    )
-    monkeypatch.setenv(presentation.MLFLOW_UI_ENV, "https://mlflow.lab/")
-    monkeypatch.setenv(presentation.DAGSTER_UI_ENV, "https://dagster.lab")
-    assert presentation.stored_mlflow_url(manifest) == "https://mlflow.lab/#/experiments/7/runs/abc"
-    assert presentation.dagster_asset_url("plots", "a-1") == (
-        "https://dagster.lab/assets/plots?view=partitions&partition=a-1"
-    )
-    assert presentation.round_sig(109.92269069105748) == 109.9
-
-
 def test_training_progress_says_epoch_k_of_max_and_time() -> None:
     from tabs_assets.orchestration.assets.models import epoch_logger
 

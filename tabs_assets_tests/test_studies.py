@@ -56,6 +56,43 @@ def test_pivot_formats_percentages_and_ranking_orders_best_first() -> None:
     ]
 
 
+def test_study_table_previews_show_bounded_rows_with_their_count() -> None:
+    from tabs_assets.science.study_tables import build_study_table
+
+    rows = [
+        {"dataset": "cake", "explainer": method, "seed": seed, "partition_key": f"{method}-{seed}"}
+        | {"validity_rate": 0.5 + seed / 10, "l1_auc": 1.234567}
+        for method in ("latent_shift", "revise")
+        for seed in (1, 2)
+    ]
+    table = build_study_table(rows, ["dataset", "explainer"], ["validity_rate", "l1_auc"])
+    previews = table.previews(["validity_rate"], rows=3)
+    members = previews["members"].splitlines()
+    assert [c.strip() for c in members[0].split("|")[1:-1]] == [
+        "dataset",
+        "explainer",
+        "seed",
+        "validity_rate",
+        "partition_key",
+    ]
+    assert len([line for line in members if line.startswith("| cake")]) == 3
+    assert members[-1] == "3 of 4 rows; all of them in `members.csv`."
+    groups = previews["mean ± SEM over seeds"].splitlines()
+    assert [c.strip() for c in groups[0].split("|")[1:-1]] == [
+        "dataset",
+        "explainer",
+        "n",
+        "validity_rate (%)",
+    ]
+    assert [c.strip() for c in groups[2].split("|")[1:-1]] == [
+        "cake",
+        "latent_shift",
+        "2",
+        "65 ± 5",
+    ]
+    assert groups[-1] == "2 of 2 rows; all of them in `aggregated.csv`."
+
+
 def _study_file(directory: Path) -> Path:
     base = directory / "base.yaml"
     data: dict = {"name": "base"}
@@ -134,10 +171,58 @@ def test_study_runs_end_to_end_and_reruns_from_cache(project_env) -> None:
         assert torch.equal(shift.targets, revise.targets)
         assert (shift.targets != shift.sources).all()
 
+    _assert_what_the_uis_show(project_env["store"], study_key)
+
     second = runner.invoke(main, ["study", "run", study_key])
     assert second.exit_code == 0, second.output
     assert "4 already in the store, 0 to run" in second.output
     assert "study_table            cache hit" in second.output
+
+
+def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
+    """Member runs and metadata say what sets each member apart; the study links to itself."""
+    from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+    from mlflow.tracking import MlflowClient
+
+    from tabs_assets.orchestration import tracking
+
+    record = Registry(store_root).study(study_key)
+    client = MlflowClient(tracking_uri=f"sqlite:///{store_root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tabs_assets")
+    parents = client.search_runs(
+        [experiment.experiment_id], "tags.`tabs_assets.role` = 'partition'"
+    )
+    names = {run.data.tags["tabs_assets.partition_key"]: run.info.run_name for run in parents}
+    assert sorted(names[key] for key in record.member_keys) == [
+        f"tiny · method={method} · seed={seed}"
+        for method in ("latent_shift", "revise")
+        for seed in (1, 2)
+    ]
+    assert names[study_key] == "tiny · study of 4 members"
+    [study_run] = [r for r in parents if r.data.tags["tabs_assets.partition_key"] == study_key]
+    assert study_run.data.tags[tracking.DAGSTER_ASSET_TAG].endswith(
+        f"/assets/study_report?view=partitions&partition={study_key}"
+    )
+
+    instance = DagsterInstance.get()
+
+    def latest_metadata(asset: str, partition: str) -> dict:
+        [latest] = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+        ).records
+        return {k: v.value for k, v in latest.asset_materialization.metadata.items()}
+
+    words = {
+        (meta["config.description"], meta["config.seeds"])
+        for meta in (latest_metadata("explanation_metrics", k) for k in record.member_keys)
+    }
+    assert len(words) == 4  # no two members read alike
+    assert all(d.startswith("Member of study tiny: ") for d, _ in words)
+    table = latest_metadata("study_table", study_key)
+    members = table["members"].splitlines()
+    assert len([line for line in members if "| tiny-" in line]) == 4
+    assert members[-1] == "4 of 4 rows; all of them in `members.csv`."
+    assert "mean ± SEM over seeds" in table
 
 
 def test_report_names_the_study_and_tabulates_the_counterfactuals() -> None:

@@ -52,7 +52,7 @@ def test_graph_runs_are_tracked_and_cache_hits_add_nothing(register, project_env
         assert run.data.tags["tabs_assets.dagster_run_id"] == first.run_id
         assert run.data.tags["tabs_assets.git_dirty"] in {"true", "false"}
         assert run.data.tags["tabs_assets.git_commit"]
-        assert meta[name]["mlflow_run"].endswith(run.info.run_id)
+        assert f"/runs/{run.info.run_id}?workflowType=" in meta[name]["mlflow_run"]
 
     classifier = children["classifier"]
     assert classifier.data.params["classifier.hidden"] == "[50, 50]"

@@ -6,6 +6,7 @@ each by its dotted path.
 """
 
 import copy
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.experiment import MAX_DESCRIPTION_LENGTH, ExperimentConfig
 from tabs_assets.config.hashing import content_hash
 
 M = TypeVar("M", bound=BaseModel)
@@ -351,6 +352,47 @@ def validate_model(model: type[M], raw: dict[str, Any], origin: str) -> M:
         raise ConfigError(origin, validation_problems(error, raw)) from None
 
 
+DERIVED_DESCRIPTION_SOURCE = "derived: the described config with later changes"
+_DESCRIPTION_KEYS = {"name", "description"}
+QUOTE_LENGTH = 300
+"""Characters of a superseded description quoted in the derived one."""
+
+
+def described_changes(
+    description: Any, layers: list[tuple[str, dict[str, Any]]], base: ResolvedConfig | None
+) -> str | None:
+    """The description a config with changes after its description gets, or None if unchanged.
+
+    A description is true of the config it was written for: the file (or registered config)
+    that sets it. Files and ``-o`` overrides applied after it may change what it states (the
+    quickstart's "Latent Shift paths" with ``-o explainer.method=revise``), so it is kept only
+    as a quote of where the config came from, followed by the changes:
+    ``quickstart.yaml ("Latent Shift paths ...") with explainer.method=revise``.
+    """
+    if not description:
+        return None
+    described_by = base.config.name if base is not None else "the defaults"
+    changes: list[str] = []
+    for name, flat in layers:
+        keys = [key for key in flat if key.split(".")[0] not in _DESCRIPTION_KEYS]
+        if "description" in flat:
+            described_by = Path(name.removeprefix("file: ")).name
+            changes = []
+        elif name == OVERRIDE_SOURCE:
+            changes += [f"{key}={_override_text(flat[key])}" for key in keys]
+        elif keys:
+            changes.append(Path(name.removeprefix("file: ")).name)
+    if not changes:
+        return None
+    quote = description if len(description) <= QUOTE_LENGTH else description[:QUOTE_LENGTH] + "..."
+    text = f'{described_by} ("{quote}") with {", ".join(changes)}'
+    return text[:MAX_DESCRIPTION_LENGTH]
+
+
+def _override_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
 def _source_of(path: str, layers: list[tuple[str, dict[str, Any]]]) -> str:
     for name, flat in reversed(layers):
         if any(path == key or path.startswith(key + ".") for key in flat):
@@ -401,6 +443,10 @@ def resolve_config(
         raise ConfigError(origin or "-o", problems)
     raw = absolute_data_path(raw, Path.cwd())
     layers.append((OVERRIDE_SOURCE, override_layer))
+    description = described_changes(raw.get("description"), layers, base)
+    if description is not None:
+        raw["description"] = description
+        layers.append((DERIVED_DESCRIPTION_SOURCE, {"description": description}))
     config = validate_model(ExperimentConfig, raw, origin or ", ".join(map(str, files)) or "-o")
     sources = {path: _source_of(path, layers) for path in flatten(config.model_dump(mode="json"))}
     if base is not None:

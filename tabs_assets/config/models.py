@@ -19,7 +19,7 @@ def resolve_batch_size(n_train: int, batch_size: int | None) -> int:
 
 
 class TrainingConfig(StrictModel):
-    """Seeded Lightning training with early stopping; the best validation weights are kept."""
+    """Seeded training with early stopping; the best validation weights are kept."""
 
     seed: Seed = 42
     max_epochs: int = Field(200, gt=0, description="finite cap on epochs")
@@ -35,9 +35,9 @@ class TrainingConfig(StrictModel):
         False, description="weight samples by 1/count(class) of the training split"
     )
     accelerator: Literal["auto", "cpu", "gpu"] = neutral(
-        "auto", "Lightning accelerator; auto = GPU when present"
+        "auto", "Lightning Fabric accelerator; auto = GPU when present"
     )
-    progress_bar: bool = neutral(False, "show Lightning's progress bar")
+    progress_bar: bool = neutral(False, "a progress bar over the epochs (tqdm)")
 
 
 class ClassifierConfig(StrictModel):

@@ -1,6 +1,7 @@
 """Study files: a base config + a sweep grid + seeds, expanded into member configs."""
 
 import itertools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from tabs_assets.config.experiment import (
     MAX_NAME_LENGTH,
     METRICS,
     NAME_PATTERN,
+    ExperimentConfig,
 )
 from tabs_assets.config.hashing import content_hash
 from tabs_assets.config.loading import (
@@ -25,6 +27,7 @@ from tabs_assets.config.loading import (
 )
 
 STUDY_KEY = "study"
+STUDY_DESCRIPTION_SOURCE = "derived: the study and the member's sweep values and seed"
 # Bounds that keep `register` fast (every member is validated and hashed): about 2 ms a member.
 MAX_SEEDS = 100
 MAX_STUDY_MEMBERS = 5000
@@ -192,6 +195,55 @@ def _absolute_paths(overrides: dict[str, Any], folder: Path) -> dict[str, Any]:
     return overrides
 
 
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (int, str)):
+        return str(value)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def member_words(config: ExperimentConfig, labels: Mapping[str, Any]) -> list[str]:
+    """What sets a member apart from the study's other members, in words.
+
+    One word per sweep key and the seed, in the order of ``labels``: a swept section by its
+    readable label (``sklearn:wine``, ``revise+l1(0.1)``, ``nice+boundary_cross``), any other
+    value as ``<last key part>=<value>`` (``weight=0.1``, ``seed=83810``).
+    """
+    words = []
+    for key, value in labels.items():
+        section: Any = config
+        for part in key.split("."):
+            section = getattr(section, part, None)
+        label = getattr(section, "label", None)
+        if isinstance(label, str):
+            words.append(label)
+        else:
+            words.append(f"{key.rsplit('.', 1)[-1]}={_scalar_text(value)}")
+    return words
+
+
+def member_description(study: StudyConfig, words: list[str]) -> str:
+    """A member's description: the study it belongs to (and what the study is about, quoted:
+    true of the study, not of each member) and what sets this member apart."""
+    about = f' ("{study.description}")' if study.description else ""
+    return f"Member of study {study.name}{about}: {', '.join(words)}."[:MAX_DESCRIPTION_LENGTH]
+
+
+def _with_member_description(
+    resolved: ResolvedConfig, study: StudyConfig, labels: dict[str, Any]
+) -> ResolvedConfig:
+    """The base file's description describes the base config, not a member that the study's
+    set, sweep and seeds changed: it is replaced, unless the study sets one itself."""
+    if "description" in study.set or "description" in labels:
+        return resolved
+    text = member_description(study, member_words(resolved.config, labels))
+    config = resolved.config.model_copy(update={"description": text})
+    return ResolvedConfig(config, {**resolved.sources, "description": STUDY_DESCRIPTION_SOURCE})
+
+
 def expand_study(path: Path) -> ResolvedStudy:
     """Validate a study file and every member config (all problems reported together)."""
     from tabs_assets.config.loading import validate_model
@@ -231,6 +283,7 @@ def expand_study(path: Path) -> ResolvedStudy:
             except ConfigError as error:
                 problems.extend(f"member {labels}: {p}" for p in error.problems)
                 continue
+            resolved = _with_member_description(resolved, study, labels)
             members.setdefault(resolved.partition_key, StudyMember(resolved, labels))
     if problems:
         raise ConfigError(str(path), problems)

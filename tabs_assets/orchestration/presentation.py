@@ -28,12 +28,21 @@ def dagster_ui_url() -> str:
     return (os.environ.get(DAGSTER_UI_ENV) or DEFAULT_DAGSTER_UI).rstrip("/")
 
 
-def mlflow_run_url(experiment_id: str, run_id: str) -> str:
-    return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
+# MLflow 3's UI opens an experiment's pages in its GenAI layout (traces, sessions) unless the
+# URL or the browser's last choice says otherwise: ``workflowType`` in the hash route's query
+# (read by the UI's WorkflowTypeProvider, mlflow/server/js) selects the model-training layout
+# with the runs table, for every reader of the link.
+MLFLOW_TRAINING_VIEW = "workflowType=machine_learning"
+STUDY_PAGE_ASSET = "study_report"
+"""A study partition's page in Dagster: the last asset of its chain (table, report)."""
+CONFIG_PAGE_ASSET = "explanation_metrics"
+"""A config partition's page in Dagster: the asset whose metrics its parent run carries."""
 
 
-def mlflow_experiment_url(experiment_id: str) -> str:
-    return f"{mlflow_ui_url()}/#/experiments/{experiment_id}"
+def mlflow_run_url(experiment_id: str, run_id: str, ui_url: str | None = None) -> str:
+    """A run's page in the MLflow UI (model-training layout), at ``ui_url`` or today's."""
+    base = (ui_url or mlflow_ui_url()).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?{MLFLOW_TRAINING_VIEW}"
 
 
 def dagster_run_url(run_id: str) -> str:
@@ -46,6 +55,11 @@ def dagster_asset_url(asset: str, partition_key: str) -> str:
         f"{dagster_ui_url()}/assets/{quote(asset)}?view=partitions"
         f"&partition={quote(partition_key, safe='')}"
     )
+
+
+def dagster_partition_url(partition_key: str, is_study: bool) -> str:
+    """The Dagster page of a partition as a whole (what its MLflow parent run links to)."""
+    return dagster_asset_url(STUDY_PAGE_ASSET if is_study else CONFIG_PAGE_ASSET, partition_key)
 
 
 def stored_mlflow_url(manifest: dict[str, Any]) -> str | None:
@@ -142,17 +156,29 @@ def _section_words(section: Any, kind_fields: tuple[str, ...] = ("kind", "method
         for name in sorted(explicit)
         if name in data and name not in kind_fields and not isinstance(data[name], dict)
     ][:6]
-    return f"{kind} ({', '.join(details)})" if details else kind or "default"
+    if not kind:  # a section of one kind (the classifier): its values alone
+        return ", ".join(details) or "default"
+    return f"{kind} ({', '.join(details)})" if details else kind
+
+
+def seeds_in_words(config: Any) -> str:
+    """Every seed of a config: ``dataset.seed=42, ..., generative_model.training.seed=3``."""
+    from tabs_assets.config.loading import flatten
+
+    flat = flatten(config.model_dump(mode="json"))
+    return ", ".join(f"{key}={value}" for key, value in flat.items() if key.endswith("seed"))
 
 
 def config_in_words(config: Any) -> dict[str, str]:
-    """dataset, model, explainer, loss and description of an ExperimentConfig, for people."""
+    """dataset, models, explainer, loss, seeds and description of an ExperimentConfig, for
+    people: two configs that differ in anything that changes a result read differently."""
     words = {
         "dataset": _section_words(config.dataset),
         "classifier": _section_words(config.classifier),
         "generative_model": _section_words(config.generative_model),
         "explainer": _section_words(config.explainer),
         "loss": _section_words(config.loss),
+        "seeds": seeds_in_words(config),
     }
     if getattr(config, "description", ""):
         words["description"] = str(config.description)
@@ -165,6 +191,25 @@ def config_summary_line(config: Any) -> str:
     return " · ".join(
         words[name].split(" (")[0] for name in ("dataset", "generative_model", "explainer", "loss")
     )
+
+
+def run_name(config: Any, member_labels: dict[str, Any] | None) -> str:
+    """A config's MLflow parent run name: what sets it apart, readable in the runs table.
+
+    A study member: ``<study> · <sweep values> · seed=<seed>`` (``validity_losses · sklearn:wine
+    · revise · seed=3``); any other config: ``<name> · <dataset · model · explainer · loss>``
+    by their report labels (``quickstart · cake_on_sea · nice · latent_shift · logit/source``).
+    """
+    from tabs_assets.config.study import member_words
+
+    if member_labels:
+        return " · ".join([config.name, *member_words(config, member_labels)])
+    sections = (config.dataset, config.generative_model, config.explainer, config.loss)
+    return " · ".join([config.name, *(section.label for section in sections)])
+
+
+def study_run_name(study_name: str, members: int) -> str:
+    return f"{study_name} · study of {members} members"
 
 
 # ---- Dagster metadata ----------------------------------------------------------------------

@@ -96,20 +96,26 @@ class Registry:
         self.configs_dir = Path(store_root) / REGISTRY_DIR / "configs"
         self.studies_dir = Path(store_root) / REGISTRY_DIR / "studies"
 
-    def register_config(self, resolved: ResolvedConfig, source: str) -> str:
+    def register_config(
+        self, resolved: ResolvedConfig, source: str, labels: dict[str, Any] | None = None
+    ) -> str:
+        """``labels``: a study member's sweep values and seed (what sets it apart)."""
         key = resolved.partition_key
         record = {
             "partition_key": key,
             "source": source,
             "config": resolved.config.model_dump(mode="json"),
             "sources": resolved.sources,
+            **({"labels": labels} if labels is not None else {}),
         }
         _write_json(self.configs_dir / f"{key}.json", record)
         return key
 
     def register_study(self, resolved: ResolvedStudy, source: str) -> str:
         for member in resolved.members:
-            self.register_config(member.resolved, f"{source} (study {resolved.study.name})")
+            self.register_config(
+                member.resolved, f"{source} (study {resolved.study.name})", member.labels
+            )
         key = resolved.partition_key
         record = {
             "partition_key": key,

@@ -47,6 +47,7 @@ ROLE_ASSET = "asset"
 STUDY_TAG = f"{TAG_PREFIX}study"
 DAGSTER_RUN_TAG = f"{TAG_PREFIX}dagster_run_url"
 DAGSTER_ASSET_TAG = f"{TAG_PREFIX}dagster_asset_url"
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: setting it renames an existing run
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3: opens the model-training view
 EXPERIMENT_KIND = "custom_model_development"  # (not "genai_development")
 LOCK_TIMEOUT_ENV = "TABS_ASSETS_MLFLOW_LOCK_TIMEOUT"
@@ -255,11 +256,11 @@ class TrackingResource(ConfigurableResource):
         return Path(self.store_root) if self.store_root else settings.store_root()
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        if self.ui_url:
-            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        if self._is_server() and not os.environ.get(presentation.MLFLOW_UI_ENV):
-            return f"{self.resolved_uri().rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-        return presentation.mlflow_run_url(experiment_id, run_id)
+        """The run's page: at ``ui_url``, else $TABS_ASSETS_MLFLOW_UI_URL, else the server."""
+        ui_url = self.ui_url
+        if not ui_url and self._is_server() and not os.environ.get(presentation.MLFLOW_UI_ENV):
+            ui_url = self.resolved_uri()
+        return presentation.mlflow_run_url(experiment_id, run_id, ui_url)
 
     def _is_server(self) -> bool:
         return self.resolved_uri().startswith(("http://", "https://"))
@@ -436,27 +437,38 @@ class TrackingResource(ConfigurableResource):
             ],
         )
 
+    def _study_record(self, partition_key: str) -> Any | None:
+        try:
+            return self._registry().study(partition_key)
+        except Exception:  # not a study, or a broken record
+            return None
+
     def _partition_tags(self, partition_key: str, config: Any, git: GitState) -> dict[str, str]:
+        study = self._study_record(partition_key) if config is None else None
+        page = presentation.dagster_partition_url(partition_key, is_study=study is not None)
         tags = {
             f"{TAG_PREFIX}partition_key": partition_key,
             f"{TAG_PREFIX}role": ROLE_PARTITION,
             "mlflow.source.git.commit": git.commit,
             "mlflow.source.type": "JOB",
-            DAGSTER_ASSET_TAG: presentation.dagster_asset_url("explanation_metrics", partition_key),
+            DAGSTER_ASSET_TAG: page,
         }
+        if study is not None:
+            tags[RUN_NAME_TAG] = presentation.study_run_name(study.study.name, len(study.members))
         if config is not None:
             words = presentation.config_in_words(config)
             record = self._registry().config_record(partition_key)
+            labels = record.get("labels")
+            tags[RUN_NAME_TAG] = presentation.run_name(
+                config, labels if isinstance(labels, dict) else None
+            )
             tags["mlflow.source.name"] = str(record.get("source", "tabs_assets"))
             tags[f"{TAG_PREFIX}summary"] = presentation.config_summary_line(config)
             lines = [f"**{config.description}**" if config.description else f"**{partition_key}**"]
             lines += [
                 f"- {name}: {value}" for name, value in words.items() if name != "description"
             ]
-            lines.append(
-                f"- Dagster: [{partition_key}]"
-                f"({presentation.dagster_asset_url('explanation_metrics', partition_key)})"
-            )
+            lines.append(f"- Dagster: [{partition_key}]({page})")
             tags["mlflow.note.content"] = "\n".join(lines)
         studies = self._studies(partition_key)
         if studies:
@@ -513,7 +525,10 @@ class TrackingResource(ConfigurableResource):
         values: dict[str, float] = {}
         if state is None:
             run = client.create_run(
-                session.experiment_id, start_time=started_ms, run_name=partition_key, tags=tags
+                session.experiment_id,
+                start_time=started_ms,
+                run_name=tags.get(RUN_NAME_TAG, partition_key),
+                tags=tags,
             )
             state = ParentState(run.info.run_id, set(), dict(tags), {})
             session.parents[partition_key] = state

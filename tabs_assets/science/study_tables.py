@@ -16,6 +16,8 @@ AGGREGATED_CSV = "aggregated.csv"
 SEED_LABEL = "seed"
 # Shares shown as percentages in reports.
 PERCENT_METRICS = {"validity_rate", "validity_rate_last", "ynn", "cf_ynn"}
+PREVIEW_ROWS = 50
+"""Rows of each table shown in the Dagster UI; the CSV files hold them all."""
 
 
 def standard_labels(config: ExperimentConfig) -> dict[str, Any]:
@@ -44,6 +46,39 @@ class StudyTable:
     @classmethod
     def load(cls, directory: Path) -> "StudyTable":
         return cls(pd.read_csv(directory / MEMBERS_CSV), pd.read_csv(directory / AGGREGATED_CSV))
+
+    def previews(self, metrics: Sequence[str], rows: int = PREVIEW_ROWS) -> dict[str, str]:
+        """Markdown of the first ``rows`` members (labels, seed, ``metrics``, partition) and
+        groups (labels, n, mean ± SEM of ``metrics``), each saying how many rows there are."""
+        labels = [
+            c for c in self.aggregated.columns if c != "n" and not c.endswith(("_mean", "_sem"))
+        ]
+        wanted = [*labels, SEED_LABEL, *metrics, "partition_key"]
+        members = self.members[[c for c in wanted if c in self.members.columns]]
+        groups = self.aggregated[[*labels, "n"]].assign(
+            **{
+                f"{metric} (%)" if metric in PERCENT_METRICS else metric: [
+                    format_mean_sem(m, s, metric in PERCENT_METRICS)
+                    for m, s in zip(
+                        self.aggregated[f"{metric}_mean"],
+                        self.aggregated[f"{metric}_sem"],
+                        strict=True,
+                    )
+                ]
+                for metric in metrics
+                if f"{metric}_mean" in self.aggregated.columns
+            }
+        )
+        return {
+            "members": _markdown_head(members, MEMBERS_CSV, rows),
+            "mean ± SEM over seeds": _markdown_head(groups, AGGREGATED_CSV, rows),
+        }
+
+
+def _markdown_head(frame: pd.DataFrame, file_name: str, rows: int) -> str:
+    shown = min(rows, len(frame))
+    table = frame.head(rows).to_markdown(index=False, floatfmt=".4g")
+    return f"{table}\n\n{shown} of {len(frame)} rows; all of them in `{file_name}`."
 
 
 def aggregate(members: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:

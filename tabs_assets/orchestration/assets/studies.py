@@ -367,7 +367,9 @@ def study_table(context: AssetExecutionContext, study_members: StoredInput) -> O
         rows, labels, metrics = member_rows(context, record)
         table = build_study_table(rows, labels, metrics)
         return Computed(
-            payload=table, metrics={"members": len(rows), "groups": len(table.aggregated)}
+            payload=table,
+            metrics={"members": len(rows), "groups": len(table.aggregated)},
+            tables=table.previews(record.study.report.metrics),
         )
 
     return run_cached(context, target, compute)

@@ -17,7 +17,6 @@ from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.explainers import other_classes, path_latents
 from tabs_assets.science.losses import pick, validity_loss
-from tabs_assets.science.models.lightning_modules import Batch, FlowModule
 from tabs_assets.science.models.nice import Nice
 from tabs_assets.science.models.trained import TrainedModel, build_module
 from tabs_assets.science.models.training import (
@@ -26,6 +25,7 @@ from tabs_assets.science.models.training import (
     fit_module,
     generative_test_metrics,
 )
+from tabs_assets.science.models.training_modules import Batch, FlowModule
 
 VALIDATION_TARGET_SEED_OFFSET = 1
 """Validation targets come from their own generator, re-seeded every validation epoch."""
@@ -75,8 +75,8 @@ class PathRegularizedFlowModule(FlowModule):
                 f"path_regularization.explainer: {config.explainer.method} paths do not go "
                 "through the flow; use latent_shift or revise"
             )
-        # Held outside the module tree: Lightning neither switches it to train mode nor
-        # counts it as part of the model; path_terms moves it to the batch's device.
+        # Held outside the module tree: the training loop neither switches it to train mode nor
+        # moves it with the model; path_terms moves it to the batch's device.
         self._frozen = (frozen_copy(classifier),)
         self.register_buffer("x_max", x_max.detach().clone().float())
         self.config = config
@@ -131,7 +131,7 @@ class PathRegularizedFlowModule(FlowModule):
         """Row-weighted means over chunks of the (large) validation batch: exact, less memory."""
         x = batch[0]
         sums: dict[str, Tensor] = {}
-        # The explainer needs gradients w.r.t. the latents, which Lightning's validation
+        # The explainer needs gradients w.r.t. the latents, which the validation pass
         # (inference mode) forbids: step out of it and clone the rows out of inference tensors.
         with torch.inference_mode(False), torch.enable_grad():
             for rows in x.split(VALIDATION_CHUNK_ROWS):

@@ -1,13 +1,18 @@
-"""Seeded Lightning training that keeps the best validation weights (SCIENCE.md §2).
+"""Seeded training that keeps the best validation weights (SCIENCE.md §2).
 
 The training split fits, the validation split drives early stopping and the choice of weights,
 the test split is only read once at the end for the test metrics.
+
+The loop is written out here on Lightning Fabric (which picks the accelerator and does the
+backward pass) rather than run by Lightning's ``Trainer``: on the small models of this project
+the Trainer's hooks, closures and logging cost 20-45 % on top of the computation
+(benchmarks/train_loop.py, README "Performance"), and everything it did for us is a few lines:
+epoch means, early stopping on ``val_loss`` (Lightning's ``EarlyStopping`` rule) and a CPU copy
+of the best weights.
 """
 
-import logging
 import math
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +20,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
@@ -31,22 +35,21 @@ from tabs_assets.config.models import (
 from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.models.data import (
     EVAL_BATCH_ROWS,
+    TensorBatches,
     evaluation_batches,
     split_tensors,
     training_batches,
 )
-from tabs_assets.science.models.lightning_modules import (
+from tabs_assets.science.models.trained import ModelKind, TrainedModel, build_module
+from tabs_assets.science.models.training_modules import (
     AutoencoderModule,
     ClassifierModule,
     EpochMeanModule,
     FlowModule,
 )
-from tabs_assets.science.models.trained import ModelKind, TrainedModel, build_module
 
 EpochCallback = Callable[[dict[str, float]], None]
 GenerativeConfig = NiceConfig | AutoencoderConfig | VaeConfig | ReferenceDensityConfig
-# Lightning's start-up chatter ("GPU available: ...") goes through these loggers.
-_CHATTY_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
 
 @dataclass
@@ -58,37 +61,27 @@ class FitResult:
     best_epoch: int
 
 
-class BestWeights(Checkpoint):
-    """Records one history row per epoch and copies the weights at each val_loss improvement.
+class EarlyStopping:
+    """Lightning's ``EarlyStopping(monitor="val_loss", mode="min")`` rule, without a Trainer.
 
-    An in-memory ``ModelCheckpoint(monitor="val_loss", mode="min", save_top_k=1)``: it reads the
-    epoch means the module logged from ``trainer.callback_metrics`` as ModelCheckpoint does, but
-    keeps a CPU copy of the weights instead of writing a checkpoint file per improvement (the
-    trained model goes to the store; a training writes no files of its own). Being a
-    ``Checkpoint``, Lightning runs its ``on_train_epoch_end`` after the module's, which logs
-    ``train_loss`` there.
+    An epoch improves when ``val_loss < best - min_delta``; training stops after ``patience``
+    epochs without improvement, or at once when ``val_loss`` is not finite.
     """
 
-    def __init__(self, on_epoch_end: EpochCallback | None = None) -> None:
-        self.on_epoch_end = on_epoch_end
-        self.history: list[dict[str, float]] = []
-        self.best_loss = math.inf
-        self.best_epoch = -1
-        self.best_state: dict[str, torch.Tensor] | None = None
+    def __init__(self, patience: int, min_delta: float) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = torch.tensor(math.inf)
+        self.wait = 0
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Here the training metrics are already reduced over the epoch, and the validation
-        # metrics are those of this epoch's validation pass (it runs before this hook).
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
-        row = {"epoch": trainer.current_epoch, "train_loss": metrics.pop("train_loss"), **metrics}
-        self.history.append(row)
-        # Strictly lower is better; min_delta only governs patience, not which weights are kept.
-        if row.get("val_loss", math.inf) < self.best_loss:
-            self.best_loss = row["val_loss"]
-            self.best_epoch = trainer.current_epoch
-            self.best_state = _cpu_copy(pl_module.model.state_dict())
-        if self.on_epoch_end is not None:
-            self.on_epoch_end(dict(row))
+    def should_stop(self, val_loss: torch.Tensor) -> bool:
+        if not torch.isfinite(val_loss):
+            return True
+        if val_loss + self.min_delta < self.best:
+            self.best, self.wait = val_loss, 0
+            return False
+        self.wait += 1
+        return self.wait >= self.patience
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -96,51 +89,54 @@ def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 @contextmanager
-def _scoped_global_state() -> Iterator[None]:
-    """Undo the process-wide switches a deterministic Trainer flips, and mute its chatter.
+def _deterministic() -> Iterator[None]:
+    """Deterministic algorithms where torch has them (a warning elsewhere), for this fit only.
 
-    ``Trainer(deterministic=...)`` calls ``torch.use_deterministic_algorithms`` and sets
-    ``cudnn.benchmark`` for the whole process and never restores them; Lightning has no scoped
-    form. Dagster's in-process executor runs the next steps (explainers, metrics, other
-    trainings of a study) in the same process, so they would inherit the switches. Lightning's
-    start-up info lines and its own use of a deprecated torch pytree API are noise a user cannot
-    act on; the determinism warnings ("warn" mode) stay visible.
+    ``torch.use_deterministic_algorithms`` and ``cudnn.benchmark`` are process-wide; Dagster's
+    in-process executor runs the next steps (explainers, metrics, other trainings of a study)
+    in the same process, so they are put back afterwards.
     """
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
-    loggers = [logging.getLogger(name) for name in _CHATTY_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-            yield
+        yield
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
         torch.backends.cudnn.benchmark = benchmark
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
-def make_trainer(training: TrainingConfig, callbacks: Sequence[Callback]) -> L.Trainer:
-    """A Trainer that writes no files: no logger, no checkpoint files, no sanity validation."""
-    return L.Trainer(
-        max_epochs=training.max_epochs,
-        accelerator=training.accelerator,
-        devices=1,
-        # "warn": deterministic where an algorithm allows it, a warning (not an error) elsewhere.
-        deterministic="warn",
-        logger=False,
-        # BestWeights is the checkpoint callback (in memory); without one Lightning would add a
-        # ModelCheckpoint that writes files.
-        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
-        enable_progress_bar=training.progress_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=list(callbacks),
-    )
+def _train_epoch(
+    fabric: L.Fabric, module: EpochMeanModule, optimizer: Any, batches: TensorBatches
+) -> torch.Tensor:
+    """One pass of Adam over the batches; the row-weighted mean training loss (on the device)."""
+    module.train()
+    total = torch.zeros((), device=fabric.device)
+    rows = 0
+    for batch in batches:
+        loss = module.training_loss(batch)
+        optimizer.zero_grad()
+        fabric.backward(loss)
+        optimizer.step()
+        total = total + loss.detach() * len(batch[0])
+        rows += len(batch[0])
+    return total / max(rows, 1)
+
+
+def _validate(module: EpochMeanModule, batches: TensorBatches) -> dict[str, torch.Tensor]:
+    """``val_<name>``: the row-weighted mean of each validation metric over the split."""
+    module.eval()
+    module.on_validation_epoch_start()
+    sums: dict[str, torch.Tensor] = {}
+    rows = 0
+    with torch.inference_mode():
+        for batch in batches:
+            for name, value in module.validation_metrics(batch).items():
+                sums[name] = sums.get(name, 0.0) + value.float() * len(batch[0])
+            rows += len(batch[0])
+    return {f"val_{name}": total / rows for name, total in sums.items()}
 
 
 def fit_module(
@@ -148,25 +144,49 @@ def fit_module(
     data: PreparedDataset,
     training: TrainingConfig,
     on_epoch_end: EpochCallback | None = None,
-    callbacks: Sequence[Callback] = (),
 ) -> FitResult:
-    """Fit on the training split with early stopping on val_loss; load the best weights back."""
-    recorder = BestWeights(on_epoch_end)
-    stopper = EarlyStopping(
-        monitor="val_loss", patience=training.patience, min_delta=training.min_delta, mode="min"
-    )
-    with _scoped_global_state():
-        trainer = make_trainer(training, [recorder, stopper, *callbacks])
+    """Fit on the training split with early stopping on val_loss; load the best weights back.
+
+    One history row per epoch: ``epoch``, ``train_loss`` and the ``val_*`` metrics.
+    """
+    fabric = L.Fabric(accelerator=training.accelerator, devices=1)
+    with _deterministic():
+        # The loop calls the module's loss hooks itself (not its forward through a Fabric
+        # wrapper), so the module only needs to be on the device.
+        module = fabric.to_device(module)
+        optimizer = fabric.setup_optimizers(module.configure_optimizers())
         # Preload every split on the training device once; batches are then gathers there.
-        device = trainer.strategy.root_device
-        trainer.fit(
-            module,
-            train_dataloaders=training_batches(data, training, device),
-            val_dataloaders=evaluation_batches(data, "val", device),
-        )
-    best_state = recorder.best_state or _cpu_copy(module.model.state_dict())
+        train = training_batches(data, training, fabric.device)
+        val = evaluation_batches(data, "val", fabric.device)
+        stopper = EarlyStopping(training.patience, training.min_delta)
+        history: list[dict[str, float]] = []
+        best_loss, best_epoch, best_state = math.inf, -1, None
+        for epoch in _epochs(training):
+            train_loss = _train_epoch(fabric, module, optimizer, train)
+            metrics = _validate(module, val)
+            row = {"epoch": epoch, "train_loss": float(train_loss)}
+            row.update({name: float(value) for name, value in metrics.items()})
+            history.append(row)
+            # Strictly lower is better; min_delta only governs patience, not the kept weights.
+            if row["val_loss"] < best_loss:
+                best_loss, best_epoch = row["val_loss"], epoch
+                best_state = _cpu_copy(module.model.state_dict())
+            if on_epoch_end is not None:
+                on_epoch_end(dict(row))
+            if stopper.should_stop(metrics["val_loss"].cpu()):
+                break
+    best_state = best_state or _cpu_copy(module.model.state_dict())
     module.model.load_state_dict(best_state)
-    return FitResult(best_state, recorder.history, recorder.best_epoch)
+    return FitResult(best_state, history, best_epoch)
+
+
+def _epochs(training: TrainingConfig) -> Iterable[int]:
+    """0 .. max_epochs - 1, as a progress bar over epochs when ``training.progress_bar``."""
+    if not training.progress_bar:
+        return range(training.max_epochs)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(training.max_epochs), desc="epochs", unit="epoch")
 
 
 def _spec(config: ClassifierConfig | GenerativeConfig, data: PreparedDataset) -> dict[str, Any]:
