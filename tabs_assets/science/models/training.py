@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.fabric.plugins.environments import LightningEnvironment
 from sklearn.metrics import confusion_matrix, f1_score
 from torch import nn
 
@@ -149,7 +150,9 @@ def fit_module(
 
     One history row per epoch: ``epoch``, ``train_loss`` and the ``val_*`` metrics.
     """
-    fabric = L.Fabric(accelerator=training.accelerator, devices=1)
+    # One process, one device: no cluster environment to detect (on a Slurm node Lightning
+    # would otherwise warn on every fit that `srun` is available but not used).
+    fabric = L.Fabric(accelerator=training.accelerator, devices=1, plugins=[LightningEnvironment()])
     with _deterministic():
         # The loop calls the module's loss hooks itself (not its forward through a Fabric
         # wrapper), so the module only needs to be on the device.
