@@ -7,7 +7,6 @@ store key is reported to Dagster as the data version, so Dagster's staleness and
 """
 
 import json
-import math
 import os
 import socket
 import time
@@ -24,7 +23,6 @@ from dagster import (
     BetaWarning,
     DataVersion,
     MaterializeResult,
-    MetadataValue,
     Output,
     asset,
 )
@@ -125,12 +123,6 @@ class RunLog(Protocol):
 ComputeFn = Callable[[ExperimentConfig, Inputs, RunLog], Computed]
 LOADERS: dict[str, Callable[[Path], Any]] = {}
 COMPUTE: dict[str, ComputeFn] = {}  # per-config asset name -> its compute function
-
-
-def _metadata_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return MetadataValue.text(str(value))
-    return value
 
 
 def config_words(registry: Any, partition_key: str) -> dict[str, str]:
@@ -309,7 +301,7 @@ def _compute_and_store(
     seconds = time.perf_counter() - started
     report = {"metrics": computed.metrics, "tables": computed.tables, "previews": computed.previews}
 
-    def save(directory: Path) -> None:
+    def save(directory: Path) -> None:  # runs before Store.write builds the manifest
         computed.save(directory)
         report["thumbnails"] = presentation.write_thumbnails(directory, computed.previews)
 
