@@ -193,6 +193,10 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
         [experiment.experiment_id], "tags.`tabs_assets.role` = 'partition'"
     )
     names = {run.data.tags["tabs_assets.partition_key"]: run.info.run_name for run in parents}
+    for run in parents:  # shared models' headlines reach every member, not only the first
+        if run.data.tags["tabs_assets.partition_key"] in record.member_keys:
+            headlines = {"classifier_test_accuracy", "reference_density_test_nll", "validity_rate"}
+            assert headlines <= set(run.data.metrics), run.info.run_name
     assert sorted(names[key] for key in record.member_keys) == [
         f"tiny · method={method} · seed={seed}"
         for method in ("latent_shift", "revise")

@@ -132,8 +132,19 @@ class TrackingQueue:
         self._queued += 1
         return TrackingOutcome(pending=True)
 
-    def ensure_tracked(self, *args: Any) -> tuple[Any, TrackingOutcome | None]:
-        return self._tracking.ensure_tracked(*args)
+    def ensure_tracked(
+        self, store: Any, entry: StoreEntry, partition_key: str, asset: str, dagster_run_id: str
+    ) -> tuple[Any, TrackingOutcome | None]:
+        """A result shared by the members (their data set, classifier, flow) that MLflow already
+        has needs no call per member: each member's parent run gets its headlines when the
+        member's own results are logged (``AssetRun.upstream_metrics``). Only an entry MLflow
+        lacks (a crash, a lock timeout) is tracked now."""
+        manifest = entry.manifest
+        if manifest.get("mlflow_run_id") and (
+            manifest.get("mlflow_tracking_uri") == self._tracking.resolved_uri()
+        ):
+            return entry, None
+        return self._tracking.ensure_tracked(store, entry, partition_key, asset, dagster_run_id)
 
     def resolved_uri(self) -> str:
         return self._tracking.resolved_uri()

@@ -510,9 +510,10 @@ class TrackingResource(ConfigurableResource):
     ) -> str:
         """Create or refresh the partition's parent run; returns its id.
 
-        ``upstream_metrics`` (asset -> metrics of the entries this result builds on) give a new
+        ``upstream_metrics`` (asset -> metrics of the entries this result builds on) give the
         parent the headlines of results it re-uses, so a study member's parent run shows its
-        classifier's accuracy without a tracking call per re-used entry.
+        classifier's accuracy and reference density's NLL without a tracking call per re-used
+        entry.
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -535,12 +536,12 @@ class TrackingResource(ConfigurableResource):
             if config is not None:
                 with suppress(Exception):  # the dataset view is a nicety; never block tracking
                     self._log_dataset(client, state.run_id, config)
-            for upstream, upstream_values in (upstream_metrics or {}).items():
-                values.update(parent_headlines(upstream, upstream_values))
             changed: list[Any] = []
         else:
             changed = [RunTag(k, v) for k, v in tags.items() if state.tags.get(k) != v]
             state.tags.update(tags)
+        for upstream, upstream_values in (upstream_metrics or {}).items():
+            values.update(parent_headlines(upstream, upstream_values))
         new_params: list[Any] = []
         if config is not None:
             params = self._resolved_batch_sizes(
