@@ -66,6 +66,9 @@ from tabs_assets.orchestration.study_run import (
 )
 
 RESOURCES = {"store", "tracking"}
+# The one shard planned when every member is stored: it keeps the graph whole and does nothing
+# (the Slurm executor runs it in the run's process rather than as a job).
+NOTHING_TO_RUN = "nothing_to_run"
 
 
 def load_study_table(path: Path) -> Any:
@@ -107,7 +110,9 @@ def plan_study_members(context: OpExecutionContext, config: StudyRunConfig) -> A
         f"in {len(shards)} shard(s)"
     )
     # An empty shard keeps the graph whole: collecting zero outputs would skip the record step.
-    for index, members in enumerate(shards or [[]]):
+    if not shards:
+        yield DynamicOutput([], mapping_key=NOTHING_TO_RUN)
+    for index, members in enumerate(shards):
         yield DynamicOutput(members, mapping_key=f"shard_{index}")
 
 
