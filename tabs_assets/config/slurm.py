@@ -87,10 +87,15 @@ def parse_layer(data: Any, source: str) -> SlurmSettings:
         return SlurmSettings.model_validate(dict(data))
     except ValidationError as error:
         problems = [
-            f"{source}: slurm.{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            f"{'.'.join(str(part) for part in problem['loc'])}: "
+            + (
+                "unknown setting (typo?)"
+                if problem["type"] == "extra_forbidden"
+                else problem["msg"]
+            )
             for problem in error.errors()
         ]
-        raise SlurmSettingsError("; ".join(problems)) from None
+        raise SlurmSettingsError(f"Slurm settings in {source}: {'; '.join(problems)}") from None
 
 
 def resolve(layers: Iterable[tuple[str, SlurmSettings]]) -> ResolvedSlurm:

@@ -62,7 +62,7 @@ def materialize_partition(
     # Any other executor (Slurm, Celery, multiprocess) launches its steps from a job that
     # other processes can load again.
     return execute_job(
-        reconstructable(asset_job),
+        reconstructable(study_job if is_study else config_graph_job),
         current,
         asset_selection=sorted(keys),
         run_config=_run_config(force),
@@ -70,15 +70,15 @@ def materialize_partition(
     )
 
 
-def asset_job() -> Any:
-    """Every asset of the code location as one job (reconstructable by other processes)."""
+def config_graph_job() -> Any:
+    """The `config_graph` job, importable by the processes that run its steps."""
     from tabs_assets.orchestration.definitions import defs
 
-    return defs.resolve_implicit_global_asset_job_def()
+    return defs.resolve_job_def("config_graph")
 
 
 def study_job() -> Any:
-    """The `study` job, importable by the subprocesses of a parallel study run."""
+    """The `study` job, importable by the processes that run its steps."""
     from tabs_assets.orchestration.definitions import defs
 
     return defs.resolve_job_def("study")

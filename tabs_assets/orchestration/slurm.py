@@ -64,11 +64,12 @@ from tabs_assets.orchestration.executors import TRAINING_TAG
 from tabs_assets.orchestration.graph import NODES, entry_address, study_store_key
 from tabs_assets.orchestration.registry import Registry, UnknownPartitionError
 from tabs_assets.orchestration.resources import FORCE_ALL
-from tabs_assets.orchestration.store import Store
+from tabs_assets.orchestration.store import Store, StoreError
 
 SLURM_CONFIG_ENV = "TABS_ASSETS_SLURM_CONFIG"
 DEPLOY_FILE = Path("deploy") / "slurm.yaml"
 HEALTH_CHECK_S = 5
+RUN_CONFIG_SOURCE = "the run config (execution.config)"
 JOB_ID = "Slurm job id"  # metadata label of a step's job (STEP_WORKER_STARTING event)
 SHARD_OP = "materialize_study_shard"
 STUDY_ASSETS = ("study_table", "study_report")
@@ -120,14 +121,34 @@ def partition_layer(registry: Registry, partition_key: str | None) -> tuple[str,
     """The ``slurm:`` section of the run's config or study file."""
     if partition_key:
         try:
-            return f"config {partition_key}", registry.config(partition_key).slurm
+            return f"the slurm section of config {partition_key}", registry.config(
+                partition_key
+            ).slurm
         except UnknownPartitionError:
             pass
         try:
-            return f"study {partition_key}", registry.study(partition_key).study.slurm
+            return f"the slurm section of study {partition_key}", registry.study(
+                partition_key
+            ).study.slurm
         except UnknownPartitionError:
             pass
     return "no partition", SlurmSettings()
+
+
+@dataclass(frozen=True)
+class SlurmProblem:
+    message: str
+
+
+def run_settings(run_config: dict[str, Any], run: Any) -> ResolvedSlurm:
+    """A run's settings from its three layers, once Slurm and the store are known to work."""
+    launch = parse_layer(run_config, RUN_CONFIG_SOURCE)
+    if shutil.which("sbatch") is None:
+        raise SlurmError("sbatch is not on PATH: run Dagster where Slurm's commands are")
+    Store(settings.store_root()).check_locks()
+    registry = Registry(settings.store_root())
+    partition = partition_layer(registry, run.tags.get("dagster/partition"))
+    return resolve([deployment_layer(), partition, (RUN_CONFIG_SOURCE, launch)])
 
 
 def is_stored(registry: Registry, store: Store, name: str, partition_key: str) -> bool:
@@ -304,11 +325,10 @@ def run_in_this_process(args: ExecuteStepArgs, instance: Any, run: Any) -> None:
 class SlurmStepHandler(StepHandler):
     """Launches, watches and cancels the steps of one run (see the module docstring)."""
 
-    def __init__(self, deployment: tuple[str, SlurmSettings], launch: SlurmSettings) -> None:
+    def __init__(self, run_config: dict[str, Any]) -> None:
         super().__init__()
-        self._deployment = deployment
-        self._launch = launch
-        self._resolved: ResolvedSlurm | None = None
+        self._run_config = run_config  # the executor's config: this launch's settings
+        self._resolved: ResolvedSlurm | SlurmProblem | None = None
         self._jobs: dict[str, SubmittedJob] = {}  # step key -> its job (array task)
         self._array_tasks: dict[str, SubmittedJob] = {}  # submitted with a sibling, unlaunched
         self._states: dict[str, JobState | None] = {}
@@ -319,16 +339,14 @@ class SlurmStepHandler(StepHandler):
         return "SlurmStepHandler"
 
     def _settings(self, context: StepHandlerContext) -> ResolvedSlurm:
+        """The run's settings, checked once: a problem fails every step before any runs."""
         if self._resolved is None:
-            partition_key = context.dagster_run.tags.get("dagster/partition")
-            registry = Registry(settings.store_root())
-            self._resolved = resolve(
-                [
-                    self._deployment,
-                    partition_layer(registry, partition_key),
-                    ("the run config (execution.config)", self._launch),
-                ]
-            )
+            try:
+                self._resolved = run_settings(self._run_config, context.dagster_run)
+            except (SlurmSettingsError, SlurmError, StoreError) as error:
+                self._resolved = SlurmProblem(str(error))
+        if isinstance(self._resolved, SlurmProblem):
+            raise SlurmError(self._resolved.message)
         return self._resolved
 
     def _log_dir(self, context: StepHandlerContext) -> Path:
@@ -343,6 +361,11 @@ class SlurmStepHandler(StepHandler):
         step_key = _single_step(context)
         step_context = context.get_step_context(step_key)
         run = context.dagster_run
+        try:
+            self._settings(context)
+        except SlurmError as error:
+            yield _failure(step_context, str(error))
+            return
         where = placement(
             step_key,
             dict(context.step_tags[step_key]),
@@ -362,10 +385,7 @@ class SlurmStepHandler(StepHandler):
             try:
                 job = self._submit(context, step_key, where.training)
             except SlurmError as error:
-                info = SerializableErrorInfo(str(error), [], SlurmError.__name__)
-                yield DagsterEvent.step_failure_event(
-                    step_context, StepFailureData(info, None), message=str(error)
-                )
+                yield _failure(step_context, str(error))
                 return
         self._jobs[step_key] = job
         yield DagsterEvent.step_worker_starting(
@@ -453,6 +473,15 @@ class SlurmStepHandler(StepHandler):
         )
 
 
+def _failure(step_context: Any, message: str) -> DagsterEvent:
+    """The step failed for a reason the user fixes (settings, sbatch's refusal): the message
+    alone, no traceback."""
+    info = SerializableErrorInfo(message, [], SlurmError.__name__)
+    return DagsterEvent.step_failure_event(
+        step_context, StepFailureData(info, None), message=message
+    )
+
+
 def _single_step(context: StepHandlerContext) -> str:
     keys = context.execute_step_args.step_keys_to_execute or []
     if len(keys) != 1:
@@ -480,13 +509,11 @@ def _unlaunched_siblings(args: ExecuteStepArgs, step_key: str, launched: set[str
 )
 def slurm_executor(init_context: InitExecutorContext) -> Executor:
     """Computing steps as Slurm jobs, a study's shards as a job array (README, "Slurm").
-    Run config ``execution: config:`` takes the fields of ``SlurmSettings`` for this run."""
-    launch = parse_layer(dict(init_context.executor_config), "the run config (execution.config)")
-    if shutil.which("sbatch") is None:
-        raise SlurmError("sbatch is not on PATH: run Dagster on a Slurm login node")
-    Store(settings.store_root()).check_locks()
+    Run config ``execution: config:`` takes the fields of ``SlurmSettings`` for this run;
+    they are checked when the first step is launched (a problem fails every step, no traceback).
+    """
     return StepDelegatingExecutor(
-        SlurmStepHandler(deployment_layer(), launch),
+        SlurmStepHandler(dict(init_context.executor_config)),
         retries=RetryMode.ENABLED,
         check_step_health_interval_seconds=HEALTH_CHECK_S,
     )
