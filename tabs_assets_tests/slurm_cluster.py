@@ -130,4 +130,11 @@ def slurm_cluster(folder: Path, gpus: int = 1) -> Iterator[SlurmCluster]:
             "the Slurm node to be idle",
             lambda: stack.logs() + (folder / "slurmctld.log").read_text(errors="replace")[-3000:],
         )
-        yield cluster
+        try:
+            yield cluster
+        finally:
+            # Jobs outlive slurmd (slurmstepd runs them): cancel them while it can.
+            jobs = cluster.run("squeue", "-h", "-o", "%i").split()
+            if jobs:
+                cluster.run("scancel", *jobs)
+                wait_until(lambda: not cluster.run("squeue", "-h").strip(), 30, "jobs to end")

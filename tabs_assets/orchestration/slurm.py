@@ -219,6 +219,13 @@ def sbatch_options(
     return options
 
 
+def step_command(args: ExecuteStepArgs) -> list[str]:
+    """`dagster api execute_step ...` run by the run's own Python (its venv, on the shared
+    filesystem): the job does not depend on the node's PATH."""
+    command = list(args.get_command_args())
+    return [args.job_origin.executable_path, "-m", "dagster", *command[command.index("api") :]]
+
+
 def job_script(resolved: ResolvedSlurm, commands: Sequence[Sequence[str]]) -> str:
     """A batch script running ``commands[$SLURM_ARRAY_TASK_ID]`` (the only one for a plain
     job): `dagster api execute_step` with one step's compressed arguments each."""
@@ -407,7 +414,7 @@ class SlurmStepHandler(StepHandler):
         folder = self._log_dir(context)
         array = len(keys) > 1 or "[" in step_key
         output = folder / (f"{op}-%A_%a.out" if array else f"{op}-%j.out")
-        commands = [list(copy(args, step_keys_to_execute=[key]).get_command_args()) for key in keys]
+        commands = [step_command(copy(args, step_keys_to_execute=[key])) for key in keys]
         options = sbatch_options(resolved, training, name, output, len(keys) if array else None)
         try:
             job_id = submit(options, job_script(resolved, commands))
