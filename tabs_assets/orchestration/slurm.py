@@ -68,6 +68,7 @@ from tabs_assets.orchestration.store import Store, StoreError
 
 SLURM_CONFIG_ENV = "TABS_ASSETS_SLURM_CONFIG"
 DEPLOY_FILE = Path("deploy") / "slurm.yaml"
+JOB_ENTRY = "tabs_assets.orchestration.slurm_job"
 HEALTH_CHECK_S = 5
 RUN_CONFIG_SOURCE = "the run config (execution.config)"
 JOB_ID = "Slurm job id"  # metadata label of a step's job (STEP_WORKER_STARTING event)
@@ -220,10 +221,10 @@ def sbatch_options(
 
 
 def step_command(args: ExecuteStepArgs) -> list[str]:
-    """`dagster api execute_step ...` run by the run's own Python (its venv, on the shared
-    filesystem): the job does not depend on the node's PATH."""
+    """`dagster api execute_step ...` through slurm_job.py (quiet when Slurm ends the job), run
+    by the run's own Python (its venv, on the shared filesystem), whatever the node's PATH."""
     command = list(args.get_command_args())
-    return [args.job_origin.executable_path, "-m", "dagster", *command[command.index("api") :]]
+    return [args.job_origin.executable_path, "-m", JOB_ENTRY, *command[command.index("api") :]]
 
 
 def job_script(resolved: ResolvedSlurm, commands: Sequence[Sequence[str]]) -> str:
