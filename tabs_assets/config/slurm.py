@@ -48,7 +48,7 @@ class SlurmSettings(StrictModel):
     )
     log_dir: str | None = Field(
         None,
-        description="job scripts and logs, on a filesystem the nodes share; default "
+        description="job logs (sbatch --output), on a filesystem the nodes share; default "
         "$DAGSTER_HOME/slurm",
     )
 
