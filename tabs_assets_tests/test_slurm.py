@@ -246,6 +246,19 @@ def test_a_study_runs_its_shards_as_one_job_array(
     assert set(record.member_keys) <= tracked
 
 
+def processes_mentioning(path: Path) -> list[str]:
+    """Command lines of living processes that name ``path`` (or a file below it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if entry.name.isdigit() and str(path) in command:
+            found.append(command)
+    return found
+
+
 def tabs_assets(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "tabs-assets"), *args],
@@ -301,6 +314,8 @@ def test_a_cancelled_shard_fails_its_step_and_the_rerun_computes_only_what_is_mi
     done = stored()
     assert 2 <= len(done) < len(members)
     assert_store_is_valid(store)
+    # Nothing of the job lives on (Dagster's log-capturing `tail`s of the step included).
+    wait_until(lambda: not processes_mentioning(project_env["dagster_home"]), 30, "job's end")
 
     rerun = run_study(key)
     assert rerun.success
