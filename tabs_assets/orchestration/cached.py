@@ -37,6 +37,7 @@ from tabs_assets.orchestration.graph import KEY_LENGTH, NODES, Node, entry_addre
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.slurm_job import ended_quietly_by_slurm
 from tabs_assets.orchestration.store import MANIFEST, Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
@@ -392,7 +393,8 @@ def config_asset(
             used = {name: handles[name] for name in node.upstream(config)}
             inputs = Inputs(used, LOADERS)
             target = CacheTarget.for_config(node, config)
-            return run_cached(context, target, lambda: compute(config, inputs, context.log))
+            with ended_quietly_by_slurm():
+                return run_cached(context, target, lambda: compute(config, inputs, context.log))
 
         return _asset
 

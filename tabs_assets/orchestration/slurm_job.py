@@ -2,23 +2,24 @@
 
     python -m tabs_assets.orchestration.slurm_job api execute_step --compressed-input-json ...
 
-Slurm ends a job (scancel, time limit, preemption) with SIGTERM, then SIGKILL after KillWait.
-Dagster would turn the SIGTERM into an interrupted step whose failure says only
-"DagsterExecutionInterruptedError". Here the job exits at once without reporting; the run's
-executor then fails the step with what the user needs: the job id, Slurm's state and reason and
-the end of the job's log (slurm.py, ``check_step_health``). Nothing is left half-written: store
-entries are renamed into place whole, and the OS releases the key locks of a dead process.
-
-SIGTERM is blocked in every thread and taken by one thread that waits for it, so the signal
-handlers Dagster installs for the step are never involved. Child processes inherit the blocked
-signal (Dagster's log-capturing ``tail`` processes, for one), so they are killed first.
+Slurm ends a job (scancel, time limit, preemption) with SIGTERM to every process of the job,
+then SIGKILL after KillWait. Dagster turns the SIGTERM into an interrupted step whose failure says
+only "DagsterExecutionInterruptedError", with a traceback. In a job started here, a step body
+that Slurm interrupts (``ended_quietly_by_slurm``) exits at once instead, without reporting; the
+run's executor then fails the step with what the user needs: the job id, Slurm's state and reason
+and the end of the job's log (slurm.py, ``check_step_health``). Nothing is left half-written:
+store entries are renamed into place whole, the OS releases the key locks of a dead process.
 """
 
 import os
 import signal
-import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from dagster._core.errors import DagsterExecutionInterruptedError
+
+IN_JOB_ENV = "TABS_ASSETS_IN_SLURM_JOB"
 
 
 def _children(pid: int) -> list[int]:
@@ -39,21 +40,21 @@ def _kill_descendants(pid: int) -> None:
             os.kill(child, signal.SIGKILL)
 
 
-def exit_on_sigterm() -> None:
-    """From now on SIGTERM ends this process and its children at once (call before any other
-    thread starts)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-    def wait() -> None:
-        signal.sigwait({signal.SIGTERM})
-        _kill_descendants(os.getpid())
-        os._exit(128 + signal.SIGTERM)
-
-    threading.Thread(target=wait, name="slurm-sigterm", daemon=True).start()
+@contextmanager
+def ended_quietly_by_slurm() -> Iterator[None]:
+    """Around a step's body: in a job of ours, Slurm's SIGTERM ends the process (and its
+    children, e.g. Dagster's log-copying ``tail``) at once, without a failure event."""
+    try:
+        yield
+    except DagsterExecutionInterruptedError:
+        if os.environ.get(IN_JOB_ENV):
+            _kill_descendants(os.getpid())
+            os._exit(128 + signal.SIGTERM)
+        raise
 
 
 if __name__ == "__main__":
-    exit_on_sigterm()
+    os.environ[IN_JOB_ENV] = "1"
     from dagster._cli import main
 
     main()

@@ -54,6 +54,7 @@ from tabs_assets.orchestration.io_manager import StoredInput
 from tabs_assets.orchestration.partitions import study_partitions
 from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.slurm_job import ended_quietly_by_slurm
 from tabs_assets.orchestration.study_run import (
     MemberLog,
     MemberRunner,
@@ -151,12 +152,13 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
     outcomes = []
     progress = ProgressLog(len(members))
     try:
-        for outcome in runner.run_all(members, record.study.report.member_asset):
-            outcomes.append(json_statuses(outcome))
-            if outcome.error:
-                context.log.error(member_summary(outcome, len(outcomes), len(members)))
-            elif progress.due(len(outcomes)):
-                context.log.info(member_summary(outcome, len(outcomes), len(members)))
+        with ended_quietly_by_slurm():  # a job Slurm ends: no half-reported shard
+            for outcome in runner.run_all(members, record.study.report.member_asset):
+                outcomes.append(json_statuses(outcome))
+                if outcome.error:
+                    context.log.error(member_summary(outcome, len(outcomes), len(members)))
+                elif progress.due(len(outcomes)):
+                    context.log.info(member_summary(outcome, len(outcomes), len(members)))
     finally:
         tracking.close()
     return outcomes
