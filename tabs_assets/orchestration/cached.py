@@ -43,6 +43,10 @@ from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcom
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*data_version.*")
+# Lightning, on any machine with Slurm's commands, outside a job: every training here is one
+# process on one device, run in a Slurm job by the Slurm executor, never by srun.
+SRUN_WARNING = "The `srun` command is available on your system but is not used"
+warnings.filterwarnings("ignore", message=SRUN_WARNING)
 
 PREVIEW_MAX_BYTES = 300_000  # larger previews would bloat the Dagster event log
 
