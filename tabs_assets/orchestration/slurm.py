@@ -3,7 +3,8 @@
 Dagster has no Slurm executor, so this is one built the way dagster-docker and dagster-k8s build
 theirs: Dagster's StepDelegatingExecutor plans the run in the run's process and asks a step
 handler to launch each step; here the handler submits it with ``sbatch`` as ``dagster api
-execute_step`` (the command those executors run in a container). The job writes its events
+execute_step`` (the command those executors run in a container; through slurm_job.py, which
+exits quietly when Slurm ends the job). The job writes its events
 straight to the Dagster instance, which the nodes must reach (SQLite under $DAGSTER_HOME on the
 shared filesystem, or Postgres), so the UI shows its logs, materializations and failures like any
 step's. submitit (which pickles a Python callable per job) and dagster-slurm (Dagster Pipes over
