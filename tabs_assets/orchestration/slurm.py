@@ -281,6 +281,9 @@ def _squeue(job_ids: Sequence[str]) -> dict[str, JobState]:
         text=True,
         timeout=60,
     )
+    if completed.returncode != 0 and "Invalid job id" not in completed.stderr:
+        # Slurm unreachable for now (a controller restart): no verdict, the steps go on.
+        raise SlurmError(f"squeue failed: {completed.stderr.strip()}")
     states = {}
     for line in completed.stdout.splitlines():
         job, state, reason = [*line.split("|"), "", ""][:3]
@@ -340,6 +343,7 @@ class SlurmStepHandler(StepHandler):
         self._resolved: ResolvedSlurm | SlurmProblem | None = None
         self._jobs: dict[str, SubmittedJob] = {}  # step key -> its job (array task)
         self._array_tasks: dict[str, SubmittedJob] = {}  # submitted with a sibling, unlaunched
+        self._local: set[str] = set()  # steps run in this process
         self._states: dict[str, JobState | None] = {}
         self._states_at = -float("inf")
 
@@ -387,6 +391,7 @@ class SlurmStepHandler(StepHandler):
                 f"{step_key} runs in the run's process, no Slurm job: {where.why}.",
                 EngineEventData(),
             )
+            self._local.add(step_key)
             run_in_this_process(context.execute_step_args, context.instance, run)
             return
         job = self._array_tasks.pop(step_key, None)
@@ -441,9 +446,12 @@ class SlurmStepHandler(StepHandler):
         return self._states.get(job_id)
 
     def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
-        job = self._jobs.get(_single_step(step_handler_context))
-        if job is None:  # ran in this process
-            return CheckStepHealthResult.healthy()
+        step_key = _single_step(step_handler_context)
+        job = self._jobs.get(step_key)
+        if job is None:
+            if step_key in self._local:  # ran (synchronously) in this process
+                return CheckStepHealthResult.healthy()
+            return CheckStepHealthResult.unhealthy(f"{step_key} has no Slurm job of this run")
         state = self._state(job.job_id)
         tail = log_tail(job.log)
         where = f"job log {job.log}" + (f": {tail}" if tail else "")
