@@ -71,6 +71,9 @@ SLURM_CONFIG_ENV = "TABS_ASSETS_SLURM_CONFIG"
 DEPLOY_FILE = Path("deploy") / "slurm.yaml"
 JOB_ENTRY = "tabs_assets.orchestration.slurm_job"
 HEALTH_CHECK_S = 5
+# How often the run's process reads the event log for its steps' progress. Dagster's default
+# (1 s) makes a fully cached run of 13 steps take 15 s; at 0.1 s it takes 7 s (in process: 3 s).
+POLL_S = 0.1
 RUN_CONFIG_SOURCE = "the run config (execution.config)"
 JOB_ID = "Slurm job id"  # metadata label of a step's job (STEP_WORKER_STARTING event)
 SHARD_OP = "materialize_study_shard"
@@ -532,5 +535,6 @@ def slurm_executor(init_context: InitExecutorContext) -> Executor:
     return StepDelegatingExecutor(
         SlurmStepHandler(dict(init_context.executor_config)),
         retries=RetryMode.ENABLED,
+        sleep_seconds=POLL_S,
         check_step_health_interval_seconds=HEALTH_CHECK_S,
     )
