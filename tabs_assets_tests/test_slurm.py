@@ -106,6 +106,16 @@ def job_fields(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
     return dict(field.split("=", 1) for field in text.split() if "=" in field)
 
 
+def finished_job(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
+    """The job's fields once it has ended (its process exits just after its step's events)."""
+
+    def ended() -> dict[str, str] | None:
+        fields = job_fields(cluster, job_id)
+        return None if fields["JobState"] in ("RUNNING", "COMPLETING") else fields
+
+    return wait_until(ended, 30, f"job {job_id} to end")  # type: ignore[return-value]
+
+
 @pytest.mark.parametrize("bad", [{"cpus": 0}, {"partiton": "gpu"}, {"time_limit_min": "1:00"}])
 def test_bad_slurm_settings_are_one_clear_line(bad: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(SlurmSettingsError) as error:
@@ -151,7 +161,7 @@ def test_computing_steps_are_slurm_jobs_and_cache_hits_are_not(
     registry, store = Registry(project_env["store"]), Store(project_env["store"])
     config = registry.config(key)
     for name in CONFIG_ASSETS:
-        fields = job_fields(on_slurm, jobs[name])
+        fields = finished_job(on_slurm, jobs[name])
         assert fields["JobState"] == "COMPLETED", (name, fields)
         gpus = fields.get("TresPerNode") == "gres:gpu:1"  # what the job asked for
         assert gpus == (name in TRAININGS), (name, fields)
@@ -222,7 +232,7 @@ def test_a_study_runs_its_shards_as_one_job_array(
     array = shards[0].split("_")[0]
     assert shards == [f"{array}_0", f"{array}_1"], jobs
     for job in shards:
-        fields = job_fields(on_slurm, job)
+        fields = finished_job(on_slurm, job)
         assert fields["ArrayJobId"] == array and fields["JobState"] == "COMPLETED", fields
         assert "gpu" not in fields.get("TresPerNode", ""), fields
     registry, store = Registry(project_env["store"]), Store(project_env["store"])
