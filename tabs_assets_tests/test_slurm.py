@@ -31,9 +31,10 @@ from tabs_assets.orchestration.runs import materialize_partition, run_study
 from tabs_assets.orchestration.slurm import JOB_ID, deployment_layer
 from tabs_assets.orchestration.store import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
-from tabs_assets_tests.services import BIN, wait_until
+from tabs_assets_tests.services import BIN, service_env, services, wait_until
 from tabs_assets_tests.slurm_cluster import PARTITION, SlurmCluster, missing_binaries, slurm_cluster
 from tabs_assets_tests.test_celery import assert_store_is_valid
+from tabs_assets_tests.test_services import start_dagster
 from tabs_assets_tests.test_study_dagster import register_study
 
 TRAININGS = ("classifier", "generative_model", "reference_density")
@@ -214,26 +215,45 @@ def study_path(directory: Path, name: str, seeds: list[int], slurm: dict[str, An
 
 @pytest.mark.integration
 @needs_slurm
-def test_a_study_runs_its_shards_as_one_job_array(
-    on_slurm: SlurmCluster, project_env: dict[str, Path]
+@pytest.mark.filterwarnings("ignore:Using variable_values and operation_name:DeprecationWarning")
+def test_a_study_launched_over_graphql_runs_its_shards_as_one_job_array(
+    on_slurm: SlurmCluster, project_env: dict[str, Path], tmp_path: Path
 ) -> None:
+    """As from the UI's launchpad: the webserver and the daemon launch the study's run, whose
+    two shards run as one job array; every member reaches Dagster and MLflow."""
     from mlflow.tracking import MlflowClient
 
-    # The study file's own Slurm settings: shards without a GPU, so both run at once.
+    # The study file's own Slurm settings: shards without a GPU, so both could run at once...
     path = study_path(
         project_env["experiments"], "arrayed", list(range(1, 9)), {"training_gpus": 0}
     )
     key = register_study(project_env, path)
-    result = run_study(key, shards=2)
-    assert result.success
+    run_config = {
+        "ops": {"study_members": {"ops": {"plan_study_members": {"config": {"shards": 2}}}}},
+        "execution": {"config": {"array_concurrency": 1}},  # ...but this launch says one
+    }
+    with services(tmp_path / "logs", service_env()) as stack:
+        client = start_dagster(stack)
+        run_id = client.submit_job_execution(
+            "study", run_config=run_config, tags={"dagster/partition": key}
+        )
+        wait_until(
+            lambda: client.get_run_status(run_id).value in ("SUCCESS", "FAILURE", "CANCELED"),
+            360,
+            f"run {run_id}",
+            stack.logs,
+            interval=1.0,
+        )
     instance = DagsterInstance.get()
-    jobs = slurm_jobs(instance, result.run_id)
+    assert instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+    jobs = slurm_jobs(instance, run_id)
     shards = sorted(job for step, job in jobs.items() if step.startswith(SHARD))
     array = shards[0].split("_")[0]
     assert shards == [f"{array}_0", f"{array}_1"], jobs
     for job in shards:
         fields = finished_job(on_slurm, job)
         assert fields["ArrayJobId"] == array and fields["JobState"] == "COMPLETED", fields
+        assert fields["ArrayTaskThrottle"] == "1", fields
         assert "gpu" not in fields.get("TresPerNode", ""), fields
     registry, store = Registry(project_env["store"]), Store(project_env["store"])
     record = registry.study(key)
@@ -247,9 +267,9 @@ def test_a_study_runs_its_shards_as_one_job_array(
         _, store_key = entry_address("explanation_metrics", registry.config(member))
         assert records[0].asset_materialization.tags["dagster/data_version"] == store_key
         assert store.lookup("explanation_metrics", store_key) is not None
-    client = MlflowClient(tracking_uri=f"sqlite:///{project_env['store'] / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("tabs_assets")
-    parents = client.search_runs(
+    mlflow = MlflowClient(tracking_uri=f"sqlite:///{project_env['store'] / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("tabs_assets")
+    parents = mlflow.search_runs(
         [experiment.experiment_id], "tags.`tabs_assets.role` = 'partition'", max_results=100
     )
     tracked = {run.data.tags["tabs_assets.partition_key"] for run in parents}
