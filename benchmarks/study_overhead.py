@@ -10,7 +10,11 @@ For each N: a study of N members on scikit-learn wine that share one classifier 
   process, models loaded once, no store, no Dagster, no MLflow;
 - cached: the same `study run` again, everything in the store;
 - without MLflow: another N new members through `dagster asset materialize` with the tracking
-  resource disabled, to show what MLflow logging costs per member.
+  resource disabled, to show what MLflow logging costs per member;
+- Slurm: another N new members with `study run --shards S` on the Slurm executor (the shards as
+  one job array), when Slurm is installed: on the cluster $SLURM_CONF names, else on a one-node
+  cluster started here (tabs_assets_tests/slurm_cluster.py; needs root). Also reported: each
+  shard's wait from submission to its step's start (queue, interpreter, definitions).
 The models are trained once before timing. Prints a table, the fit of product time = fixed +
 per-member x N, and saves benchmarks/results/study_overhead.json.
 """
@@ -20,9 +24,12 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +67,10 @@ def write_study(directory: Path, name: str, seeds: list[int], points: int) -> Pa
     return study
 
 
-def study_run(study: Path, env: dict[str, str]) -> float:
+def study_run(study: Path, env: dict[str, str], *options: str) -> float:
     started = time.perf_counter()
     completed = subprocess.run(
-        [str(CLI), "study", "run", str(study)], env=env, capture_output=True, text=True
+        [str(CLI), "study", "run", str(study), *options], env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - started
     if completed.returncode != 0:
@@ -127,6 +134,44 @@ def floor_seconds(study: Path) -> float:
     return time.perf_counter() - started
 
 
+@contextmanager
+def slurm_env(work: Path, shards: int) -> Iterator[dict[str, str] | None]:
+    """Environment for study runs on the Slurm executor; None when Slurm is not installed."""
+    if shutil.which("sbatch") is None:
+        yield None
+        return
+    deployment = work / "slurm.yaml"
+    deployment.write_text(
+        yaml.safe_dump({"cpus": 1, "training_gpus": 0, "array_concurrency": shards})
+    )
+    env = {"TABS_ASSETS_EXECUTOR": "slurm", "TABS_ASSETS_SLURM_CONFIG": str(deployment)}
+    if subprocess.run(["sinfo"], capture_output=True).returncode == 0:
+        yield env  # a configured cluster
+        return
+    from tabs_assets_tests.slurm_cluster import slurm_cluster
+
+    with slurm_cluster(work / "slurm_cluster", gpus=1) as cluster:
+        yield {**env, **cluster.env}
+
+
+def shard_waits() -> list[float]:
+    """Seconds from each shard's submission to its step's start, in the latest run."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    instance = DagsterInstance.get()
+    [run] = instance.get_runs(limit=1)
+    times: dict[str, dict[DagsterEventType, float]] = {}
+    for record in instance.all_logs(run.run_id):
+        event = record.dagster_event
+        if event is not None and event.step_key and "shard" in event.step_key:
+            times.setdefault(event.step_key, {})[event.event_type] = record.timestamp
+    return [
+        steps[DagsterEventType.STEP_START] - steps[DagsterEventType.STEP_WORKER_STARTING]
+        for steps in times.values()
+        if DagsterEventType.STEP_WORKER_STARTING in steps
+    ]
+
+
 def fit_line(sizes: list[int], seconds: list[float]) -> tuple[float, float]:
     """Least squares seconds = fixed + slope * N."""
     n = len(sizes)
@@ -141,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 96])
     parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--slurm-shards", type=int, default=2, help="array tasks of a study")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="study_overhead_"))
@@ -156,18 +202,18 @@ def main() -> None:
     study_run(warm, env)  # trains the shared classifier and flow once, untimed
 
     rows: list[dict[str, Any]] = []
-    for index, size in enumerate(args.sizes):
-        seeds = list(range(1000 * (index + 1), 1000 * (index + 1) + size))
-        study = write_study(work / "experiments", f"members{size}", seeds, args.points)
-        product = study_run(study, env)
-        cached = study_run(study, env)
-        floor = floor_seconds(study)
-        seeds = [seed + 500 for seed in seeds]  # new members: nothing of them is stored
-        untracked = untracked_run(
-            write_study(work / "experiments", f"untracked{size}", seeds, args.points), env
-        )
-        rows.append(
-            {
+    with slurm_env(work, args.slurm_shards) as slurm:
+        for index, size in enumerate(args.sizes):
+            seeds = list(range(1000 * (index + 1), 1000 * (index + 1) + size))
+            study = write_study(work / "experiments", f"members{size}", seeds, args.points)
+            product = study_run(study, env)
+            cached = study_run(study, env)
+            floor = floor_seconds(study)
+            seeds = [seed + 500 for seed in seeds]  # new members: nothing of them is stored
+            untracked = untracked_run(
+                write_study(work / "experiments", f"untracked{size}", seeds, args.points), env
+            )
+            row = {
                 "members": size,
                 "product_s": product,
                 "product_s_per_member": product / size,
@@ -175,21 +221,37 @@ def main() -> None:
                 "floor_s_per_member": floor / size,
                 "cached_rerun_s": cached,
             }
-        )
+            if slurm is not None:  # the same members with other seeds, shards as a job array
+                arrayed = write_study(
+                    work / "experiments", f"slurm{size}", [x + 200 for x in seeds], args.points
+                )
+                shards = ("--shards", str(args.slurm_shards))
+                row["slurm_s"] = study_run(arrayed, {**env, **slurm}, *shards)
+                row["slurm_s_per_member"] = row["slurm_s"] / size
+                row["slurm_shard_waits_s"] = shard_waits()
+            rows.append(row)
     sizes = [r["members"] for r in rows]
     fixed, per_member = fit_line(sizes, [r["product_s"] for r in rows])
     untracked_fixed, untracked_per_member = fit_line(sizes, [r["untracked_s"] for r in rows])
     floor_per_member = sum(r["floor_s_per_member"] for r in rows) / len(rows)
+    on_slurm = all("slurm_s" in r for r in rows)
 
     print(
         f"{'members':>8} {'product s':>10} {'s/member':>9} {'floor s/member':>15} "
         f"{'ratio':>6} {'cached rerun s':>15}"
+        + (f" {'slurm s':>8} {'slurm s/member':>15} {'shard wait s':>13}" if on_slurm else "")
     )
     for r in rows:
         ratio = r["product_s_per_member"] / r["floor_s_per_member"]
+        waits = r.get("slurm_shard_waits_s") or [float("nan")]
         print(
             f"{r['members']:>8} {r['product_s']:>10.2f} {r['product_s_per_member']:>9.3f} "
             f"{r['floor_s_per_member']:>15.3f} {ratio:>6.1f} {r['cached_rerun_s']:>15.2f}"
+            + (
+                f" {r['slurm_s']:>8.2f} {r['slurm_s_per_member']:>15.3f} {max(waits):>13.2f}"
+                if on_slurm
+                else ""
+            )
         )
     print(
         f"fit: product = {fixed:.2f} s fixed + {per_member:.3f} s/member; "
@@ -199,6 +261,13 @@ def main() -> None:
         f"fit without MLflow: {untracked_fixed:.2f} s fixed + {untracked_per_member:.3f} "
         f"s/member; marginal / floor = {untracked_per_member / floor_per_member:.2f}x"
     )
+    slurm_fit = fit_line(sizes, [r["slurm_s"] for r in rows]) if on_slurm else None
+    if slurm_fit is not None:
+        print(
+            f"fit on Slurm ({args.slurm_shards} shards as a job array): {slurm_fit[0]:.2f} s "
+            f"fixed + {slurm_fit[1]:.3f} s/member; per member / in process = "
+            f"{slurm_fit[1] / per_member:.2f}x"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -213,6 +282,15 @@ def main() -> None:
                 },
                 "floor_s_per_member": floor_per_member,
                 "marginal_over_floor": per_member / floor_per_member,
+                "fit_slurm": (
+                    {
+                        "fixed_s": slurm_fit[0],
+                        "per_member_s": slurm_fit[1],
+                        "shards": args.slurm_shards,
+                    }
+                    if slurm_fit
+                    else None
+                ),
             },
             indent=2,
         )

@@ -25,7 +25,7 @@ from tabs_assets_tests.conftest import REPO
 from tabs_assets_tests.services import free_port
 
 README = REPO / "README.md"
-SKIPPED_SECTIONS = {"Set up", "Deployment (beyond one machine)"}
+SKIPPED_SECTIONS = {"Set up", "Deployment (beyond one machine)", "Slurm"}  # other machines
 NEW_TERMINAL = "source .venv/bin/activate"
 # Warnings the project's own use of Dagster APIs would cause (issue 12). Not other libraries'
 # own (MLflow's server: StarletteDeprecationWarning) nor Dagster's SupersessionWarning for its

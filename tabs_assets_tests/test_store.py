@@ -1,5 +1,7 @@
 """The content-addressed store: atomic writes, checksums, locks, garbage collection."""
 
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -11,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from tabs_assets.orchestration.store import (
+    LOCK_DIR,
     MANIFEST,
     TEMP_PREFIX,
     CorruptEntryError,
     Store,
+    StoreError,
 )
 from tabs_assets_tests.conftest import text_payload
 
@@ -161,3 +165,21 @@ def test_find_checks_sizes_and_times_and_checksums_what_changed(tmp_path: Path) 
     entry = store.write("thing", "k3", text_payload("abc"), {}, {})
     os.utime(entry.path / "payload.txt", (0, 0))  # copied without times, content intact
     assert store.find("thing", "k3") is not None
+
+
+def test_check_locks_passes_where_locks_exclude_each_other(tmp_path: Path) -> None:
+    Store(tmp_path).check_locks()
+    assert not list((tmp_path / LOCK_DIR).iterdir())  # the probe file is gone
+
+
+@pytest.mark.parametrize("broken", ["granted twice", "no locks"])
+def test_check_locks_names_a_filesystem_without_working_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    def flock(handle: object, operation: int) -> None:  # what NFS with 'nolock' can do
+        if broken == "no locks":
+            raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(StoreError, match="file locks do not work on the store's filesystem"):
+        Store(tmp_path).check_locks()

@@ -14,6 +14,7 @@ from tabs_assets.config.models import (
     NiceConfig,
     ReferenceDensityConfig,
 )
+from tabs_assets.config.slurm import SlurmSettings
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.]*$"
 PARTITION_KEY_PATTERN = r"^[a-z0-9][a-z0-9_.]*-[0-9a-f]{8}$"  # <name>-<8 hex>
@@ -97,3 +98,6 @@ class ExperimentConfig(StrictModel):
     explanation: ExplanationConfig = ExplanationConfig()
     metrics: MetricsConfig = MetricsConfig()
     plots: PlotsConfig = PlotsConfig()
+    slurm: SlurmSettings = neutral(
+        SlurmSettings(), "resources of this config's Slurm jobs (README, 'Slurm'); never in a key"
+    )

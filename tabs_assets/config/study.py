@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tabs_assets.config.base import Seed, StrictModel
+from tabs_assets.config.base import Seed, StrictModel, neutral
 from tabs_assets.config.experiment import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -25,6 +25,7 @@ from tabs_assets.config.loading import (
     read_yaml,
     resolve_config,
 )
+from tabs_assets.config.slurm import SlurmSettings
 
 STUDY_KEY = "study"
 STUDY_DESCRIPTION_SOURCE = "derived: the study and the member's sweep values and seed"
@@ -104,6 +105,9 @@ class StudyConfig(StrictModel):
     )
     seeds: SeedsConfig | None = None
     report: ReportConfig = ReportConfig()
+    slurm: SlurmSettings = neutral(
+        SlurmSettings(), "resources of the study's Slurm jobs (its shards); never in a key"
+    )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from tabs_assets.orchestration.graph import NODES, Node, entry_address, key_mate
 from tabs_assets.orchestration.io_manager import StoredInput, StoredRef
 from tabs_assets.orchestration.partitions import config_partitions
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.slurm_job import ended_quietly_by_slurm
 from tabs_assets.orchestration.store import KEY_LENGTH, MANIFEST, Store, StoreEntry
 from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
 
@@ -404,7 +405,10 @@ def config_asset(
             config = context.resources.store.registry().config(context.partition_key)
             inputs = Inputs(config_inputs(scope.store, node, config, scope.partition_key), LOADERS)
             target = CacheTarget.for_config(node, config)
-            cached = materialize_cached(scope, target, lambda: compute(config, inputs, context.log))
+            with ended_quietly_by_slurm():  # a job Slurm ends exits without a half step
+                cached = materialize_cached(
+                    scope, target, lambda: compute(config, inputs, context.log)
+                )
             entry, outcomes = entry_outcomes(scope.store, cached.entry, name)
             # The entry is already stored: no value passes through the IO manager here.
             return MaterializeResult(

@@ -250,7 +250,7 @@ def materialize(partition_key: str, selection: str, force: tuple[str, ...]) -> N
     from tabs_assets.orchestration.runs import (
         ensure_partition,
         materialize_partition,
-        store_problems,
+        run_problems,
         unwritable_store,
     )
 
@@ -267,7 +267,7 @@ def materialize(partition_key: str, selection: str, force: tuple[str, ...]) -> N
     result = materialize_partition(partition_key, selection, force)
     _print_run_summary(result, partition_key)
     if not result.success:
-        problems = "".join(f"{line}\n" for line in store_problems(result))
+        problems = "".join(f"{line}\n" for line in run_problems(result))
         _fail(f"{problems}run {result.run_id} failed; see the log above or the Dagster UI")
 
 
@@ -321,7 +321,7 @@ def study_run(target: str, shards: int | None, force: tuple[str, ...]) -> None:
     The same Dagster run as launching the study partition of the `study` job in the UI.
     """
     from tabs_assets.orchestration.register_files import add_partitions, register_file
-    from tabs_assets.orchestration.runs import run_study
+    from tabs_assets.orchestration.runs import run_problems, run_study
 
     try:
         shards = shards or settings.study_shards()
@@ -351,7 +351,8 @@ def study_run(target: str, shards: int | None, force: tuple[str, ...]) -> None:
     if report.is_file():
         click.echo(f"report: {report}")
     if not result.success:
-        _fail(f"run {result.run_id} failed; see the log above or the Dagster UI")
+        problems = "".join(f"{line}\n" for line in run_problems(result))
+        _fail(f"{problems}run {result.run_id} failed; see the log above or the Dagster UI")
 
 
 @study.command(name="list")

@@ -28,16 +28,23 @@ def celery_backend() -> str:
     return os.environ.get(CELERY_BACKEND_ENV) or celery_broker()
 
 
+# Marks the steps that train (training assets, study shards): the Slurm executor gives their
+# jobs a GPU each.
+TRAINING_TAG = "tabs_assets/training"
+
+
 def training_op_tags() -> dict[str, str]:
-    """Op tags of the training assets: their Celery queue when $TABS_ASSETS_TRAINING_QUEUE is
-    set (workers on GPU machines listen on it with ``-q``); otherwise the default queue."""
+    """Op tags of the training steps: the training mark, and their Celery queue when
+    $TABS_ASSETS_TRAINING_QUEUE is set (workers on GPU machines listen on it with ``-q``);
+    otherwise the default queue."""
     queue = os.environ.get(TRAINING_QUEUE_ENV)
-    return {CELERY_QUEUE_TAG: queue} if queue else {}
+    return {TRAINING_TAG: "true", **({CELERY_QUEUE_TAG: queue} if queue else {})}
 
 
 def selected_executor(name: str | None = None) -> ExecutorDefinition:
     """in_process: steps in the run's process (cached reruns cost least); multiprocess: a
-    process per step; celery: steps on Celery workers (needs a broker, see the README)."""
+    process per step; celery: steps on Celery workers (needs a broker, see the README);
+    slurm: computing steps as Slurm jobs (see slurm.py and the README)."""
     name = name or settings.executor_name()
     if name == "in_process":
         return in_process_executor
@@ -49,6 +56,10 @@ def selected_executor(name: str | None = None) -> ExecutorDefinition:
         return celery_executor.configured(
             {"broker": celery_broker(), "backend": celery_backend()}, name="celery"
         )
+    if name == "slurm":
+        from tabs_assets.orchestration.slurm import slurm_executor
+
+        return slurm_executor
     raise ValueError(
-        f"${settings.EXECUTOR_ENV}={name!r}: choose in_process, multiprocess or celery"
+        f"${settings.EXECUTOR_ENV}={name!r}: choose in_process, multiprocess, celery or slurm"
     )

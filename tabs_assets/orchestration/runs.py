@@ -55,18 +55,37 @@ def materialize_partition(
         for key in parse_selection(selection).resolve(graph)
         if graph.get(key).partitions_def == kind
     }
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        partition_key=partition_key,
-        instance=current,
+    if settings.executor_name() == "in_process":
+        job = defs.resolve_implicit_global_asset_job_def()
+        return job.execute_in_process(
+            partition_key=partition_key,
+            instance=current,
+            asset_selection=sorted(keys),
+            run_config=_run_config(force),
+            raise_on_error=False,
+        )
+    from dagster import execute_job, reconstructable
+
+    # Any other executor (Slurm, Celery, multiprocess) launches its steps from a job that
+    # other processes can load again.
+    return execute_job(
+        reconstructable(study_job if is_study else config_graph_job),
+        current,
         asset_selection=sorted(keys),
         run_config=_run_config(force),
-        raise_on_error=False,
+        tags={"dagster/partition": partition_key},
     )
 
 
+def config_graph_job() -> Any:
+    """The `config_graph` job, importable by the processes that run its steps."""
+    from tabs_assets.orchestration.definitions import defs
+
+    return defs.resolve_job_def("config_graph")
+
+
 def study_job() -> Any:
-    """The `study` job, importable by the subprocesses of a parallel study run."""
+    """The `study` job, importable by the processes that run its steps."""
     from tabs_assets.orchestration.definitions import defs
 
     return defs.resolve_job_def("study")
@@ -76,7 +95,8 @@ def run_study(study_key: str, shards: int = 1, force: Sequence[str] = ()) -> Any
     """Materialize a study partition: its missing members, then the table and the report.
 
     One shard runs in this process (the least overhead). More shards run in parallel: on the
-    multiprocess executor, or on Celery workers when $TABS_ASSETS_EXECUTOR=celery.
+    multiprocess executor, on Celery workers when $TABS_ASSETS_EXECUTOR=celery, or as a Slurm
+    job array when $TABS_ASSETS_EXECUTOR=slurm.
     """
     if shards <= 1:
         return materialize_partition(study_key, "group:studies", force)
@@ -134,13 +154,19 @@ def unwritable_store(partition_key: str, selection: str, force: Sequence[str]) -
     return None
 
 
-def store_problems(result: Any) -> list[str]:
-    """The store's own messages (read-only or full disk, a lock held too long) of a failed run."""
+# Errors whose message says what to do: printed alone, without a traceback.
+USER_ERRORS = {"StoreError", "LockTimeoutError", "SlurmError"}
+
+
+def run_problems(result: Any) -> list[str]:
+    """The messages of a failed run that the user must act on: the store's (read-only or full
+    disk, a lock held too long) and Slurm's (a refused job, a job cancelled or timed out)."""
     messages = []
     for event in result.all_events:
         error = event.step_failure_data.error if event.is_step_failure else None
         while error is not None:
-            if error.cls_name in {"StoreError", "LockTimeoutError"}:
+            # No class: reported by the executor itself (a Slurm job's failed health check).
+            if error.cls_name in USER_ERRORS or error.cls_name is None:
                 text = error.message.strip().split(f"{error.cls_name}: ", 1)[-1]
                 messages.append(f"{event.step_key}: {text}")
                 break

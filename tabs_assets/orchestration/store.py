@@ -15,6 +15,7 @@ naming the lock and its holder (host, pid, since when), recorded in a ``.holder`
 """
 
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -248,6 +249,34 @@ class Store:
             with suppress(OSError):  # before the release: the next holder writes its own
                 holder.unlink(missing_ok=True)
             lock.release()
+
+    def check_locks(self) -> None:
+        """Raise a StoreError unless file locks exclude each other on the store's filesystem.
+
+        The key locks are ``flock`` locks (filelock); on a cluster filesystem mounted without
+        lock support they fail or, worse, silently succeed twice. Probed with two open files,
+        as two processes would hold them (a lock belongs to an open file, not a process).
+        """
+        probe = self.root / LOCK_DIR / f".probe-{socket.gethostname()}-{os.getpid()}"
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            with probe.open("w") as first, probe.open("w") as second:
+                fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                try:
+                    fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # excluded, as it must be
+                problem = "a second lock on a locked file was granted"
+        except OSError as error:
+            problem = f"locking failed: {error.strerror or error}"
+        finally:
+            with suppress(OSError):
+                probe.unlink()
+        raise StoreError(
+            f"file locks do not work on the store's filesystem ({problem}) at {probe.parent}. "
+            f"The store needs working locks and atomic rename: mount it with locking (NFS "
+            f"without 'nolock'), or point $TABS_ASSETS_STORE at a filesystem that has them."
+        )
 
     def lookup(self, asset: str, key: str) -> StoreEntry | None:
         """The verified entry, or None if absent; a corrupt entry is removed and None returned."""

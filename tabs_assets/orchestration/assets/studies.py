@@ -62,6 +62,7 @@ from tabs_assets.orchestration.io_manager import StoredInput
 from tabs_assets.orchestration.partitions import study_partitions
 from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.resources import StoreResource
+from tabs_assets.orchestration.slurm_job import ended_quietly_by_slurm
 from tabs_assets.orchestration.store import Store
 from tabs_assets.orchestration.study_run import (
     MemberLog,
@@ -77,6 +78,9 @@ from tabs_assets.orchestration.study_run import (
 )
 
 RESOURCES = {"store", "tracking"}
+# The one shard planned when every member is stored: it keeps the graph whole and does nothing
+# (the Slurm executor runs it in the run's process rather than as a job).
+NOTHING_TO_RUN = "nothing_to_run"
 
 
 def load_study_table(path: Path) -> Any:
@@ -118,7 +122,9 @@ def plan_study_members(context: OpExecutionContext, config: StudyRunConfig) -> A
         f"in {len(shards)} shard(s)"
     )
     # An empty shard keeps the graph whole: collecting zero outputs would skip the record step.
-    for index, members in enumerate(shards or [[]]):
+    if not shards:
+        yield DynamicOutput([], mapping_key=NOTHING_TO_RUN)
+    for index, members in enumerate(shards):
         yield DynamicOutput(members, mapping_key=f"shard_{index}")
 
 
@@ -249,12 +255,13 @@ def materialize_study_shard(context: OpExecutionContext, members: list) -> list:
     outcomes = []
     progress = ProgressLog(len(members))
     try:
-        for outcome in runner.run_all(members, record.study.report.member_asset):
-            outcomes.append(json_statuses(outcome))
-            if outcome.error:
-                context.log.error(member_summary(outcome, len(outcomes), len(members)))
-            elif progress.due(len(outcomes)):
-                context.log.info(member_summary(outcome, len(outcomes), len(members)))
+        with ended_quietly_by_slurm():  # a job Slurm ends: no half-reported shard
+            for outcome in runner.run_all(members, record.study.report.member_asset):
+                outcomes.append(json_statuses(outcome))
+                if outcome.error:
+                    context.log.error(member_summary(outcome, len(outcomes), len(members)))
+                elif progress.due(len(outcomes)):
+                    context.log.info(member_summary(outcome, len(outcomes), len(members)))
     finally:
         tracking.close()
     return outcomes
