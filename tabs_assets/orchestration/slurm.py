@@ -11,9 +11,10 @@ step's. submitit (which pickles a Python callable per job) and dagster-slurm (Da
 SSH, one asset body as one script) would each need a second way of running a step; the command
 Dagster already has for running one step elsewhere needs no pickling and no second code path.
 
-- Where a step runs (``placement``): a per-config or study asset whose result is in the store,
-  the study's planning and recording steps and the asset checks (they read stored results) run in
-  the run's own process, as ``execute_step`` would, without a job: a cache hit never queues.
+- Where a step runs (``placement``): a per-config or study asset whose result is in the store
+  (its checks, reported by its own step, are stored with it) and the study's planning and
+  recording steps run in the run's own process, as ``execute_step`` would, without a job: a
+  cache hit never queues.
 - A study's shards are submitted together as one job array (``--array=0-N%concurrency``) when
   the first of them is launched; each task runs its shard's members in-process as always.
 - Training steps and study shards ask for ``training_gpus`` GPUs (``--gres``), others for none.
@@ -192,7 +193,7 @@ def placement(
             return Placement(False, why="every member of the study is in the store")
         return Placement(True, training)
     if (name not in NODES and name not in STUDY_ASSETS) or not partition_key:
-        return Placement(False, why="it only plans, records or checks stored results")
+        return Placement(False, why="it only plans or records stored results")
     if not ({name, FORCE_ALL} & forced):
         registry, store = Registry(settings.store_root()), Store(settings.store_root())
         if is_stored(registry, store, name, partition_key):
