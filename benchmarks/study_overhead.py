@@ -8,7 +8,10 @@ For each N: a study of N members on scikit-learn wine that share one classifier 
   members, the table and the report; MLflow tracking on), wall time;
 - floor: the same compute functions (paths, LOF, metrics) for the same configs in this plain
   process, models loaded once, no store, no Dagster, no MLflow;
-- cached: the same `study run` again, everything in the store;
+- members phase: the study run's shard step alone (from its event log), per member, against the
+  floor: what the product adds to each member's science;
+- cached: the same `study run` again, everything in the store, against a fully cached run of
+  the trivial graph (benchmarks/trivial_graph.py: the 7 per-config assets doing nothing);
 - without MLflow: another N new members through `dagster asset materialize` with the tracking
   resource disabled, to show what MLflow logging costs per member;
 - Slurm: another N new members with `study run --shards S` on the Slurm executor (the shards as
@@ -172,6 +175,43 @@ def shard_waits() -> list[float]:
     ]
 
 
+def members_phase_seconds() -> float:
+    """Seconds of the latest run's shard steps (the members' phase), from their events."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    instance = DagsterInstance.get()
+    [run] = instance.get_runs(limit=1)
+    records = instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.STEP_SUCCESS
+    ).records
+    return sum(
+        r.event_log_entry.dagster_event.step_success_data.duration_ms / 1000
+        for r in records
+        if "materialize_study_shard" in (r.event_log_entry.step_key or "")
+    )
+
+
+def trivial_cached_seconds(study: Path, env: dict[str, str]) -> float:
+    """A fully cached run of the trivial graph on one member's partition: Dagster's own cost."""
+    from tabs_assets.config.study import expand_study
+    from tabs_assets.orchestration.graph import NODES
+
+    member = expand_study(study).members[0].partition_key
+    command = [
+        str(CLI.parent / "dagster"),
+        *("asset", "materialize", "-f", str(REPO / "benchmarks" / "trivial_graph.py")),
+        *("--select", "*plots", "--partition", member),
+    ]
+    started = time.perf_counter()
+    subprocess.run(
+        command,
+        env={**env, "TRIVIAL_GRAPH_ASSETS": ",".join(NODES)},
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
 def fit_line(sizes: list[int], seconds: list[float]) -> tuple[float, float]:
     """Least squares seconds = fixed + slope * N."""
     n = len(sizes)
@@ -207,7 +247,9 @@ def main() -> None:
             seeds = list(range(1000 * (index + 1), 1000 * (index + 1) + size))
             study = write_study(work / "experiments", f"members{size}", seeds, args.points)
             product = study_run(study, env)
+            phase = members_phase_seconds()
             cached = study_run(study, env)
+            trivial = trivial_cached_seconds(study, env)
             floor = floor_seconds(study)
             seeds = [seed + 500 for seed in seeds]  # new members: nothing of them is stored
             untracked = untracked_run(
@@ -219,7 +261,9 @@ def main() -> None:
                 "product_s_per_member": product / size,
                 "untracked_s": untracked,
                 "floor_s_per_member": floor / size,
+                "members_phase_s_per_member": phase / size,
                 "cached_rerun_s": cached,
+                "trivial_cached_s": trivial,
             }
             if slurm is not None:  # the same members with other seeds, shards as a job array
                 arrayed = write_study(
@@ -238,15 +282,19 @@ def main() -> None:
 
     print(
         f"{'members':>8} {'product s':>10} {'s/member':>9} {'floor s/member':>15} "
-        f"{'ratio':>6} {'cached rerun s':>15}"
+        f"{'ratio':>6} {'phase s/member':>15} {'/ floor':>8} {'cached rerun s':>15} "
+        f"{'/ trivial':>10}"
         + (f" {'slurm s':>8} {'slurm s/member':>15} {'shard wait s':>13}" if on_slurm else "")
     )
     for r in rows:
         ratio = r["product_s_per_member"] / r["floor_s_per_member"]
         waits = r.get("slurm_shard_waits_s") or [float("nan")]
+        phase = r["members_phase_s_per_member"]
         print(
             f"{r['members']:>8} {r['product_s']:>10.2f} {r['product_s_per_member']:>9.3f} "
-            f"{r['floor_s_per_member']:>15.3f} {ratio:>6.1f} {r['cached_rerun_s']:>15.2f}"
+            f"{r['floor_s_per_member']:>15.3f} {ratio:>6.1f} {phase:>15.3f} "
+            f"{phase / r['floor_s_per_member']:>8.2f} {r['cached_rerun_s']:>15.2f} "
+            f"{r['cached_rerun_s'] / r['trivial_cached_s']:>10.2f}"
             + (
                 f" {r['slurm_s']:>8.2f} {r['slurm_s_per_member']:>15.3f} {max(waits):>13.2f}"
                 if on_slurm
