@@ -197,6 +197,18 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
         if run.data.tags["tabs_assets.partition_key"] in record.member_keys:
             headlines = {"classifier_test_accuracy", "reference_density_test_nll", "validity_rate"}
             assert headlines <= set(run.data.metrics), run.info.run_name
+            # One run per member: its explanations' files and keys are on its parent run.
+            folders = {a.path for a in client.list_artifacts(run.info.run_id) if a.is_dir}
+            assert {"counterfactual_paths", "explanation_metrics"} <= folders
+            assert "tabs_assets.store_key.explanation_metrics" in run.data.tags
+    children = client.search_runs([experiment.experiment_id], "tags.`tabs_assets.role` = 'asset'")
+    trained = {"classifier", "generative_model", "reference_density"}
+    member_children = {
+        r.data.tags["tabs_assets.asset"]
+        for r in children
+        if r.data.tags["tabs_assets.partition_key"] in record.member_keys
+    }
+    assert member_children <= trained  # a training keeps its run: its learning curves
     assert sorted(names[key] for key in record.member_keys) == [
         f"tiny · method={method} · seed={seed}"
         for method in ("latent_shift", "revise")

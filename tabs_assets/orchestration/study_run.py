@@ -33,7 +33,7 @@ from tabs_assets.orchestration.cached import (
 from tabs_assets.orchestration.graph import NODES, entry_address, store_key
 from tabs_assets.orchestration.registry import Registry, StudyRecord
 from tabs_assets.orchestration.store import Store, StoreEntry
-from tabs_assets.orchestration.tracking import AssetRun, Tracker, TrackingOutcome
+from tabs_assets.orchestration.tracking import AssetRun, TrackingOutcome, TrackingResource
 
 _LOGGER = logging.getLogger(__name__)
 ReportFn = Callable[[list["MemberOutcome"]], None]  # members whose results are all tracked
@@ -111,26 +111,37 @@ class TrackingQueue:
     """MLflow logging on a thread beside the science: SQLite commits and artifact copies
     wait on the disk, and the next member's science need not wait for them.
 
-    Stands in for the TrackingResource in a study step: ``record`` queues and answers
-    ``pending``; ``finished`` hands back the outcomes logged so far, in order.
+    Stands in for the TrackingResource in a study step: ``record`` collects a member's results
+    and answers ``pending``; ``member_done`` hands them to the thread, which logs them together
+    (``TrackingResource.record_member``: one run per member, plus its trainings' child runs);
+    ``finished`` hands back the outcomes logged so far, in order.
     """
 
-    def __init__(self, tracking: Tracker) -> None:
+    def __init__(self, tracking: TrackingResource) -> None:
         self._tracking = tracking
-        self._jobs: queue.Queue[AssetRun | None] = queue.Queue()
+        self._jobs: queue.Queue[list[AssetRun] | None] = queue.Queue()
         self._done: queue.Queue[tuple[AssetRun, TrackingOutcome]] = queue.Queue()
+        self._members: dict[str, list[AssetRun]] = {}
         self._queued = 0
         self._thread = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
         self._thread.start()
 
     def _work(self) -> None:
-        while (run := self._jobs.get()) is not None:
-            self._done.put((run, self._tracking.record(run)))  # never raises
+        while (runs := self._jobs.get()) is not None:
+            outcomes = self._tracking.record_member(runs)  # never raises
+            for run, outcome in zip(runs, outcomes, strict=True):
+                self._done.put((run, outcome))
 
     def record(self, run: AssetRun) -> TrackingOutcome:
-        self._jobs.put(run)
+        self._members.setdefault(run.partition_key, []).append(run)
         self._queued += 1
         return TrackingOutcome(pending=True)
+
+    def member_done(self, partition_key: str) -> None:
+        """The member computed all it will: log its results."""
+        runs = self._members.pop(partition_key, [])
+        if runs:
+            self._jobs.put(runs)
 
     def ensure_tracked(
         self, store: Any, entry: StoreEntry, partition_key: str, asset: str, dagster_run_id: str
@@ -187,12 +198,16 @@ class MemberRunner:
     def run(self, partition_key: str, asset: str) -> MemberOutcome:
         outcome = MemberOutcome(partition_key)
         scope = self.scope_for(partition_key)
-        config = self.registry.config(partition_key)
-        for name in member_plan(asset, config):
-            cached = self._materialize(scope, name, config)
-            outcome.results[name] = cached
-            if cached.outcome is not None and cached.outcome.pending:
-                self._pending[(name, partition_key)] = (scope, outcome)
+        try:
+            config = self.registry.config(partition_key)
+            for name in member_plan(asset, config):
+                cached = self._materialize(scope, name, config)
+                outcome.results[name] = cached
+                if cached.outcome is not None and cached.outcome.pending:
+                    self._pending[(name, partition_key)] = (scope, outcome)
+        finally:  # what a failing member computed is tracked too
+            if self.tracking is not None:
+                self.tracking.member_done(partition_key)
         self._waiting.append(outcome)
         self.flush(wait=False)
         return outcome

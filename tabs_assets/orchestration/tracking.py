@@ -206,6 +206,13 @@ def _manifest_of(artifacts: Sequence[Path]) -> tuple[Path | None, dict[str, Any]
     return None, {}
 
 
+def _compute_seconds(run: AssetRun) -> float:
+    """The run's compute time: given, else the one its entry's manifest records."""
+    if run.compute_seconds is not None:
+        return run.compute_seconds
+    return float(_manifest_of(run.artifacts)[1].get("compute_seconds") or 0.0)
+
+
 def _created_epoch(manifest: dict[str, Any]) -> float | None:
     try:
         return datetime.strptime(manifest["created"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
@@ -500,20 +507,21 @@ class TrackingResource(ConfigurableResource):
         self,
         session: Session,
         partition_key: str,
-        asset: str,
-        metrics: dict[str, Any],
-        compute_seconds: float | None,
+        results: dict[str, tuple[dict[str, Any], float | None]],
         started_ms: int,
         dagster_run_id: str | None,
         git: GitState,
         upstream_metrics: dict[str, dict[str, Any]] | None = None,
+        folded: Sequence["AssetRun"] = (),
     ) -> str:
-        """Create or refresh the partition's parent run; returns its id.
+        """Create or refresh the partition's parent run with ``results`` (asset -> its metrics
+        and compute seconds); returns its id.
 
         ``upstream_metrics`` (asset -> metrics of the entries this result builds on) give the
         parent the headlines of results it re-uses, so a study member's parent run shows its
         classifier's accuracy and reference density's NLL without a tracking call per re-used
-        entry.
+        entry. ``folded`` results have no run of their own: their files are logged to the
+        parent under ``<asset>/`` and their store keys tagged on it.
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -554,11 +562,13 @@ class TrackingResource(ConfigurableResource):
             ]
             state.params.update(param.key for param in new_params)
         now = int(time.time() * 1000)
-        values.update(parent_headlines(asset, metrics))
-        if compute_seconds is not None:
-            state.compute_seconds[asset] = float(compute_seconds)
-            values[f"{asset}_compute_seconds"] = float(compute_seconds)
-            values["compute_seconds"] = sum(state.compute_seconds.values())
+        for asset, (metrics, compute_seconds) in results.items():
+            values.update(parent_headlines(asset, metrics))
+            if compute_seconds is not None:
+                state.compute_seconds[asset] = float(compute_seconds)
+                values[f"{asset}_compute_seconds"] = float(compute_seconds)
+                values["compute_seconds"] = sum(state.compute_seconds.values())
+        changed += [RunTag(f"{TAG_PREFIX}store_key.{run.asset}", run.store_key) for run in folded]
         log_all(
             client,
             state.run_id,
@@ -566,6 +576,8 @@ class TrackingResource(ConfigurableResource):
             metrics=[Metric(k, v, now, 0) for k, v in values.items()],
             tags=changed,
         )
+        for run in folded:
+            self._log_files(client, state.run_id, run.artifacts, folder=run.asset)
         client.set_terminated(state.run_id, "FINISHED", end_time=now)
         return state.run_id
 
@@ -581,6 +593,58 @@ class TrackingResource(ConfigurableResource):
         except Exception as error:  # any MLflow/network failure must not lose the result
             self._forget_session()
             return TrackingOutcome(error=f"{type(error).__name__}: {error}")
+
+    def record_member(self, runs: Sequence[AssetRun]) -> list[TrackingOutcome]:
+        """A study member's computed results, in as few runs as a comparison needs; never raises.
+
+        A training keeps its child run (its learning curves); every other result is folded
+        into the member's parent run: its headline metrics, its store key as a tag, its files
+        under ``<asset>/``. The parent is the member's one row in the runs table either way.
+        """
+        if not self.enabled:
+            return [TrackingOutcome() for _ in runs]
+        try:
+            with self._serialised():
+                return self._record_member(runs)
+        except Exception as error:  # any MLflow/network failure must not lose the results
+            self._forget_session()
+            return [TrackingOutcome(error=f"{type(error).__name__}: {error}") for _ in runs]
+
+    def _record_member(self, runs: Sequence[AssetRun]) -> list[TrackingOutcome]:
+        outcomes = {id(run): self._record(run) for run in runs if run.history}
+        folded = [run for run in runs if not run.history]
+        if folded:
+            session = self._session()
+            upstream: dict[str, dict[str, Any]] = {}
+            for run in folded:
+                upstream.update(run.upstream_metrics)
+            parent_id = self._update_parent(
+                session,
+                folded[0].partition_key,
+                {run.asset: (run.metrics, _compute_seconds(run)) for run in folded},
+                int(min(run.started or time.time() for run in folded) * 1000),
+                folded[0].dagster_run_id,
+                git_state(settings.project_root()),
+                upstream,
+                folded,
+            )
+            url = self.run_url(session.experiment_id, parent_id)
+            for run in folded:
+                outcomes[id(run)] = TrackingOutcome(parent_id, session.experiment_id, url)
+        return [outcomes[id(run)] for run in runs]
+
+    @staticmethod
+    def _log_files(client: Any, run_id: str, files: Sequence[Path], folder: str = "") -> None:
+        """A store entry's files as artifacts under their own paths (below ``folder``)."""
+        entry_dir, _ = _manifest_of(files)
+        for path in files:
+            relative = path.relative_to(entry_dir) if entry_dir else Path(path.name)
+            if relative.parts and relative.parts[0] == PREVIEW_DIR:
+                continue  # Dagster's small copies; MLflow keeps the full-size figures
+            target = Path(folder) / relative.parent
+            client.log_artifact(
+                run_id, str(path), artifact_path=str(target) if target.parts else None
+            )
 
     def _close_stale(self, client: Any, experiment_id: str, store_key: str) -> None:
         """Runs for this entry left RUNNING by a killed process: mark them KILLED."""
@@ -603,11 +667,8 @@ class TrackingResource(ConfigurableResource):
         client, experiment_id = session.client, session.experiment_id
         if run.late:  # a killed process may have left a run of this entry RUNNING
             self._close_stale(client, experiment_id, run.store_key)
-        entry_dir, manifest = _manifest_of(run.artifacts)
         now = time.time()
-        seconds = run.compute_seconds
-        if seconds is None:
-            seconds = float(manifest.get("compute_seconds") or 0.0)
+        seconds = _compute_seconds(run)
         ended = run.ended or now
         started = run.started or (ended - seconds)
         started_ms = int(started * 1000)
@@ -615,9 +676,7 @@ class TrackingResource(ConfigurableResource):
         parent_id = self._update_parent(
             session,
             run.partition_key,
-            run.asset,
-            run.metrics,
-            seconds,
+            {run.asset: (run.metrics, seconds)},
             started_ms,
             run.dagster_run_id,
             git,
@@ -669,12 +728,7 @@ class TrackingResource(ConfigurableResource):
         if run.asset == "dataset" and config is not None:
             with suppress(Exception):
                 self._log_dataset(client, run_id, config)
-        for artifact in run.artifacts:
-            relative = artifact.relative_to(entry_dir) if entry_dir else Path(artifact.name)
-            if relative.parts and relative.parts[0] == PREVIEW_DIR:
-                continue  # Dagster's small copies; MLflow keeps the full-size figures
-            folder = str(relative.parent) if relative.parent != Path(".") else None
-            client.log_artifact(run_id, str(artifact), artifact_path=folder)
+        self._log_files(client, run_id, run.artifacts)
         if git.dirty:
             client.log_text(run_id, git.diff, "git/uncommitted.diff")
         # FINISHED comes last: it marks a run whose artifacts are all logged.
@@ -756,9 +810,12 @@ class TrackingResource(ConfigurableResource):
         self._update_parent(
             session,
             partition_key,
-            asset,
-            manifest.get("report", {}).get("metrics", {}),
-            float(seconds) if seconds is not None else None,
+            {
+                asset: (
+                    manifest.get("report", {}).get("metrics", {}),
+                    float(seconds) if seconds is not None else None,
+                )
+            },
             run.info.start_time,
             None,
             git_state(settings.project_root()),
