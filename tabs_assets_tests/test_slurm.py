@@ -6,6 +6,7 @@ A session fixture starts munged, slurmctld and slurmd with their config in a tem
 subprocess) is the run's process, which submits the computing steps with sbatch.
 """
 
+import importlib
 import itertools
 import os
 import signal
@@ -25,6 +26,7 @@ from dagster import (
 )
 
 from tabs_assets.config.slurm import SlurmSettingsError, parse_layer
+from tabs_assets.orchestration import definitions
 from tabs_assets.orchestration.graph import entry_address
 from tabs_assets.orchestration.registry import Registry
 from tabs_assets.orchestration.runs import materialize_partition, run_study
@@ -57,8 +59,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
 @pytest.fixture
 def on_slurm(
     cluster: SlurmCluster, project_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> SlurmCluster:
-    """This test's runs use the Slurm executor on the test cluster (deployment file below)."""
+) -> Iterator[SlurmCluster]:
+    """This test's runs use the Slurm executor on the test cluster (deployment file below).
+
+    The executor is chosen when the definitions load ($TABS_ASSETS_EXECUTOR, as in every
+    process a user starts): this process loaded them for the earlier tests, so they are
+    loaded again here, and once more afterwards for the tests that follow."""
     deployment = project_env["experiments"].parent / "slurm.yaml"
     deployment.write_text(
         yaml.safe_dump(
@@ -69,7 +75,10 @@ def on_slurm(
     monkeypatch.setenv("TABS_ASSETS_EXECUTOR", "slurm")
     monkeypatch.setenv("TABS_ASSETS_SLURM_CONFIG", str(deployment))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    return cluster
+    importlib.reload(definitions)
+    yield cluster
+    monkeypatch.undo()
+    importlib.reload(definitions)
 
 
 def events(instance: DagsterInstance, run_id: str, kind: DagsterEventType) -> list[Any]:
