@@ -21,8 +21,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import timed
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).parent / "tabs-assets"
@@ -55,15 +56,6 @@ seed = config.dataset.split.seed
 lof = path_lof_scores(paths, train, config.metrics, seed)
 path_metrics(paths, flow, train, classifier, train.max(dim=0).values, config.metrics, seed, lof=lof)
 """
-
-
-def timed(command: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:3])} failed:\n{(done.stderr + done.stdout)[-3000:]}")
-    return seconds
 
 
 def product_seconds(config: Path) -> float:
