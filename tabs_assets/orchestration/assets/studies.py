@@ -153,6 +153,8 @@ def _member_materialization(
         if (upstream, key) in pointers:
             tags[f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{upstream}"] = str(pointers[(upstream, key)])
     metadata = metadata_for(cached, words)
+    if not cached.computed:  # a shared result: its thumbnails are on the run that made it
+        metadata.pop("previews", None)
     return AssetMaterialization(asset_key=asset, partition=key, metadata=metadata, tags=tags)
 
 
