@@ -158,12 +158,13 @@ def run_settings(run_config: dict[str, Any], run: Any) -> ResolvedSlurm:
 
 
 def is_stored(registry: Registry, store: Store, name: str, partition_key: str) -> bool:
-    """Whether the result of asset ``name`` for ``partition_key`` is (verifiably) in the store."""
+    """Whether the result of asset ``name`` for ``partition_key`` is in the store (checked as a
+    cache hit checks it: the step then finds it the same way)."""
     if name in NODES:
-        return store.lookup(*entry_address(name, registry.config(partition_key))) is not None
+        return store.find(*entry_address(name, registry.config(partition_key))) is not None
     record = registry.study(partition_key)
     key = study_store_key(name, record.study, record.member_configs(registry))
-    return store.lookup(name, key) is not None
+    return store.find(name, key) is not None
 
 
 def forced_assets(run_config: dict[str, Any]) -> set[str]:

@@ -56,12 +56,13 @@ def member_plan(asset: str, config: ExperimentConfig) -> list[str]:
 def members_to_run(
     registry: Registry, store: Store, record: StudyRecord, include_cached: bool = False
 ) -> list[str]:
-    """Members whose ``member_asset`` is not (verifiably) in the store, in study order."""
+    """Members whose ``member_asset`` is not in the store (checked as a cache hit checks it),
+    in study order."""
     asset = record.study.report.member_asset
     return [
         key
         for key in record.member_keys
-        if include_cached or store.lookup(*entry_address(asset, registry.config(key))) is None
+        if include_cached or store.find(*entry_address(asset, registry.config(key))) is None
     ]
 
 
