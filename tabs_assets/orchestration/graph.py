@@ -1,108 +1,70 @@
 """The per-config asset graph without Dagster: each node's config slice, upstream and store key.
 
 A store key = hash(asset name, code version, canonical JSON of the asset's config slice, store
-keys of the upstream results it uses). The code version is a manual number plus a digest of the
-source files the result depends on, so a code change can never serve a stale cached result.
-A Python file is digested by its parsed code without comments, docstrings and line numbers
-(``ast.dump``), so only an edit that can change behaviour changes a key. Keys depend only on
-the config and the code, so any process can compute the key of any partition's upstream without
-asking Dagster.
+keys of the upstream results it uses). The code version is a manual number plus the digest of the
+code the result runs (``graph.code``): the node's compute functions, the classes of the configs in
+its slice, the code those configs select, and everything they use. So a code change can never
+serve a stale cached result, and a change elsewhere keeps it. Keys depend only on the config and
+the code, so any process can compute the key of any partition's upstream without asking Dagster.
 """
 
-import ast
-import hashlib
-import json
-import time
 from collections import OrderedDict
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from tabs_assets.config.experiment import ExperimentConfig
+from tabs_assets.config.explainers import LatentShiftConfig, ReviseConfig, WachterConfig
 from tabs_assets.config.hashing import content_hash, result_slice
+from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.config.study import StudyConfig
-from tabs_assets.files import write_file_durably
+from tabs_assets.graph import code
 from tabs_assets.orchestration.store import KEY_LENGTH
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
+ASSETS = "tabs_assets.orchestration.assets"
+EXPLAINERS = "tabs_assets.science.explainers"
+
+# Code that only the configs of one class run: in a key only when its config class is in the
+# node's slice (one explainer's edit keeps the other explainers' results; an unregularized flow
+# does not depend on the explainers). A function missing here is followed for every config.
+SELECTED_BY: dict[type[BaseModel], tuple[str, ...]] = {
+    LatentShiftConfig: (f"{EXPLAINERS}:_latent_shift",),
+    ReviseConfig: (f"{EXPLAINERS}:_descent",),
+    WachterConfig: (f"{EXPLAINERS}:_descent",),
+    PathRegularizationConfig: (
+        "tabs_assets.science.models.path_regularized:train_path_regularized_nice",
+    ),
+}
+SELECTABLE = frozenset(name for names in SELECTED_BY.values() for name in names)
 
 
-def _strip_docstrings(tree: ast.AST) -> ast.AST:
-    """Drop every statement that is a bare string (docstrings): it cannot change behaviour."""
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list):
-            node.body = [  # type: ignore[attr-defined]
-                statement
-                for statement in body
-                if not (
-                    isinstance(statement, ast.Expr)
-                    and isinstance(statement.value, ast.Constant)
-                    and isinstance(statement.value.value, str)
-                )
-            ]
-    return tree
+def _configs_in(value: Any) -> Iterator[BaseModel]:
+    """Every config object in a slice (nested ones too)."""
+    if isinstance(value, BaseModel):
+        yield value
+        value = dict(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        for item in value:
+            yield from _configs_in(item)
 
 
-def code_text(path: Path) -> bytes:
-    """What of a source file goes into a key: a Python file's syntax tree without comments,
-    docstrings or positions (any other edit changes it); any other file's bytes."""
-    if path.suffix != ".py":
-        return path.read_bytes()
-    tree = _strip_docstrings(ast.parse(path.read_bytes(), filename=str(path)))
-    return ast.dump(tree, include_attributes=False).encode()
+def _definition_of(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
-# Parsing every source file costs a quarter of a second at each start: the digests are kept on
-# disk, keyed by the files' names, sizes and modification times (a file modified within the
-# last RACY_S seconds may change again unseen by its timestamp, so such a digest is not kept).
-DIGESTS_FILE = "__pycache__/tabs_assets_source_digests.json"
-RACY_S = 2.0
-
-
-@cache
-def _remembered_digests(root: Path) -> dict[str, Any]:
-    try:
-        remembered = json.loads((root / DIGESTS_FILE).read_text())
-        return remembered if isinstance(remembered, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-@cache
-def _source_digest(patterns: tuple[str, ...], root: Path) -> str:
-    paths = sorted({p for pattern in patterns for p in root.glob(pattern)})
-    stats = [path.stat() for path in paths]
-    signature = [
-        [path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns]
-        for path, stat in zip(paths, stats, strict=True)
-    ]
-    remembered = _remembered_digests(root)
-    name = json.dumps(patterns)
-    if remembered.get(name, {}).get("files") == signature:
-        return remembered[name]["digest"]
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(code_text(path))
-    if all(time.time() - stat.st_mtime > RACY_S for stat in stats):
-        remembered[name] = {"files": signature, "digest": digest.hexdigest()}
-        with suppress(OSError):  # a read-only checkout: parsed again next time
-            (root / DIGESTS_FILE).parent.mkdir(exist_ok=True)
-            write_file_durably(root / DIGESTS_FILE, json.dumps(remembered), durable=False)
-    return digest.hexdigest()
-
-
-def source_digest(patterns: tuple[str, ...]) -> str:
-    """sha256 over the code of the (sorted) source files matching ``patterns`` under the package.
-
-    Cached per process (sources do not change under a running process), per package root and
-    on disk (see DIGESTS_FILE).
-    """
-    return _source_digest(patterns, PACKAGE_DIR)
+def code_version(version: int, roots: tuple[str, ...], config_slice: Any = None) -> str:
+    """``version.digest``: over ``roots`` and, given a slice, its configs' classes and the code
+    they select; without one, over everything any config could select."""
+    if config_slice is None:
+        return f"{version}.{code.code_digest(roots, frozenset(), code.PACKAGE_DIR)[:12]}"
+    configs = {type(config) for config in _configs_in(config_slice)}
+    selected = {name for cls in configs for name in SELECTED_BY.get(cls, ())}
+    all_roots = tuple(sorted({*roots, *map(_definition_of, configs), *selected}))
+    return f"{version}.{code.code_digest(all_roots, SELECTABLE - selected, code.PACKAGE_DIR)[:12]}"
 
 
 @dataclass(frozen=True)
@@ -111,16 +73,12 @@ class Node:
 
     name: str
     version: int
-    sources: tuple[str, ...]
+    roots: tuple[str, ...]  # its compute functions ("module:name"); graph.code follows the rest
     config_slice: Callable[[ExperimentConfig], dict[str, Any]]
     inputs: tuple[str, ...]
     description: str
     uses: Callable[[ExperimentConfig], tuple[str, ...]] | None = None
     namespace: str | None = None  # assets with equal results share entries (see below)
-    # Sources the result depends on only for some configs (a flow on the explainer code only
-    # when it is path-regularized): in the key exactly when ``conditional_when(config)``.
-    conditional_sources: tuple[str, ...] = ()
-    conditional_when: Callable[[ExperimentConfig], bool] | None = None
 
     @property
     def store_name(self) -> str:
@@ -133,24 +91,24 @@ class Node:
 
     @property
     def code_version(self) -> str:
-        """Dagster's code version: over every source the result can depend on, for any config."""
-        return f"{self.version}.{source_digest(self.sources + self.conditional_sources)[:12]}"
-
-    def sources_for(self, config: ExperimentConfig) -> tuple[str, ...]:
-        """The sources ``config``'s result depends on."""
-        if self.conditional_when is not None and self.conditional_when(config):
-            return self.sources + self.conditional_sources
-        return self.sources
+        """Dagster's code version: over all the code the result can run, for any config."""
+        return code_version(self.version, self.roots)
 
     def code_version_for(self, config: ExperimentConfig) -> str:
         """The code version in ``config``'s store key."""
-        return f"{self.version}.{source_digest(self.sources_for(config))[:12]}"
+        return code_version(self.version, self.roots, self.config_slice(config))
 
 
 def _dataset_slice(config: ExperimentConfig) -> dict[str, Any]:
     from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
 
     return {"dataset": config.dataset, "file_sha256": dataset_fingerprint(config.dataset)}
+
+
+def _reference_slice(config: ExperimentConfig) -> dict[str, Any]:
+    """A NICE: ReferenceDensityConfig only forbids path regularization, so the reference density
+    shares its entry (and code version) with an equal unregularized generative model."""
+    return {"model": NiceConfig(**dict(config.reference_density))}
 
 
 def _flow_regularized(config: ExperimentConfig) -> bool:
@@ -167,20 +125,10 @@ def _paths_upstream(config: ExperimentConfig) -> tuple[str, ...]:
     return ("dataset", "classifier", "generative_model")
 
 
-# Every node's sources include the asset module whose compute function shapes its result.
-MODEL_SOURCES = ("config/models.py", "science/models/*.py", "orchestration/assets/models.py")
-EXPLAINER_SOURCES = (
-    "config/explainers.py",
-    "config/losses.py",
-    "science/explainers.py",
-    "science/evaluation.py",
-    "science/losses.py",
-    "orchestration/assets/explanations.py",
-)
-# The generative model and the reference density share a namespace, sources and slice layout:
-# when the explainers' NICE equals the unregularized reference NICE, it is trained once. Only a
-# path-regularized flow runs the explainers while training, so only its key has their sources.
+# The generative model and the reference density share a namespace, roots and slice layout:
+# when the explainers' NICE equals the unregularized reference NICE, it is trained once.
 FLOW_NAMESPACE = "generative_models"
+FLOW_ROOTS = (f"{ASSETS}.models:generative_model", f"{ASSETS}.models:reference_density")
 
 NODES: dict[str, Node] = {
     node.name: node
@@ -188,7 +136,7 @@ NODES: dict[str, Node] = {
         Node(
             "dataset",
             1,
-            ("config/datasets.py", "science/datasets/*.py", "orchestration/assets/dataset.py"),
+            (f"{ASSETS}.dataset:dataset",),
             _dataset_slice,
             (),
             "Loaded, split and train-normalised data set (SCIENCE.md §1).",
@@ -196,7 +144,7 @@ NODES: dict[str, Node] = {
         Node(
             "classifier",
             1,
-            MODEL_SOURCES,
+            (f"{ASSETS}.models:classifier",),
             lambda c: {"classifier": c.classifier},
             ("dataset",),
             "MLP classifier trained on the training split (§2).",
@@ -204,20 +152,18 @@ NODES: dict[str, Node] = {
         Node(
             "generative_model",
             1,
-            MODEL_SOURCES,
+            FLOW_ROOTS,
             lambda c: {"model": c.generative_model},
             ("dataset", "classifier"),
             "NICE / AE / VAE the explainers move in; optionally path-regularized (§2, §5).",
             _generative_upstream,
             namespace=FLOW_NAMESPACE,
-            conditional_sources=EXPLAINER_SOURCES,
-            conditional_when=_flow_regularized,
         ),
         Node(
             "reference_density",
             1,
-            MODEL_SOURCES,  # never path-regularized (ReferenceDensityConfig rejects it)
-            lambda c: {"model": c.reference_density},
+            FLOW_ROOTS,  # never path-regularized (ReferenceDensityConfig rejects it)
+            _reference_slice,
             ("dataset",),
             "Unregularized NICE that scores the plausibility of path points (§6).",
             namespace=FLOW_NAMESPACE,
@@ -225,7 +171,7 @@ NODES: dict[str, Node] = {
         Node(
             "counterfactual_paths",
             1,
-            EXPLAINER_SOURCES,
+            (f"{ASSETS}.explanations:counterfactual_paths",),
             lambda c: {"explainer": c.explainer, "loss": c.loss, "explanation": c.explanation},
             ("dataset", "classifier", "generative_model"),
             "Counterfactual paths for every explained point (§4).",
@@ -234,12 +180,7 @@ NODES: dict[str, Node] = {
         Node(
             "explanation_metrics",
             1,
-            (
-                "config/experiment.py",
-                "science/metrics.py",
-                "science/evaluation.py",
-                "orchestration/assets/explanations.py",
-            ),
+            (f"{ASSETS}.explanations:explanation_metrics",),
             lambda c: {"metrics": c.metrics},
             ("counterfactual_paths", "reference_density", "dataset", "classifier"),
             "Validity, time per step, NLL, crossings, L1/LOF AUC over the whole split (§6).",
@@ -247,7 +188,7 @@ NODES: dict[str, Node] = {
         Node(
             "plots",
             1,
-            ("science/plotting/*.py", "science/records.py", "orchestration/assets/plots.py"),
+            (f"{ASSETS}.plots:plots",),
             # the loss landscape is drawn; the explainer explains the §7.6 example paths
             lambda c: {"plots": c.plots, "loss": c.loss, "explainer": c.explainer},
             (
@@ -275,7 +216,7 @@ def store_key(asset: str, config: ExperimentConfig) -> str:
     """The content address of ``asset``'s result for ``config``."""
     from tabs_assets.science.datasets.fingerprint import dataset_fingerprint
 
-    inputs = (dataset_fingerprint(config.dataset), PACKAGE_DIR, *map(id, NODES.values()))
+    inputs = (dataset_fingerprint(config.dataset), code.PACKAGE_DIR, *map(id, NODES.values()))
     cached = _KEYS.get(id(config))
     if cached is None or cached[0] is not config or cached[1] != inputs:
         cached = (config, inputs, {})
@@ -306,37 +247,17 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
 
 # Study assets: partitioned by study, a chain built only from the study's own member partitions:
 # study_members (every member's results in the store) -> study_table -> study_report.
-STUDY_SOURCES: dict[str, tuple[str, ...]] = {
-    "study_members": (
-        "config/study.py",
-        "orchestration/study_run.py",
-        "orchestration/assets/studies.py",
-    ),
-    "study_table": (
-        "config/study.py",
-        "science/study_tables.py",
-        "science/metrics.py",
-        "orchestration/assets/studies.py",
-    ),
-    "study_report": (
-        "config/study.py",
-        "science/study_tables.py",
-        "science/study_report.py",
-        "science/plotting/studies.py",
-        "science/plotting/maps.py",
-        "science/plotting/grids.py",
-        "science/plotting/evaluation.py",
-        "science/plotting/drawing.py",
-        "science/plotting/style.py",
-        "orchestration/assets/studies.py",
-    ),
+STUDY_ROOTS: dict[str, tuple[str, ...]] = {
+    "study_members": (f"{ASSETS}.studies:record_study_members",),
+    "study_table": (f"{ASSETS}.studies:study_table",),
+    "study_report": (f"{ASSETS}.studies:study_report",),
 }
 STUDY_UPSTREAM = {"study_table": "study_members", "study_report": "study_table"}
 STUDY_VERSION = 1
 
 
 def study_code_version(asset: str) -> str:
-    return f"{STUDY_VERSION}.{source_digest(STUDY_SOURCES[asset])[:12]}"
+    return code_version(STUDY_VERSION, STUDY_ROOTS[asset])
 
 
 def study_key_material(

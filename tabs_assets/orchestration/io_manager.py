@@ -12,7 +12,7 @@ from typing import Any
 
 from dagster import ConfigurableIOManager, InputContext, OutputContext, ResourceDependency
 
-from tabs_assets.orchestration.graph import STUDY_SOURCES, entry_address, study_store_key
+from tabs_assets.orchestration.graph import STUDY_ROOTS, entry_address, study_store_key
 from tabs_assets.orchestration.resources import StoreResource
 from tabs_assets.orchestration.store import CorruptEntryError, Store
 
@@ -70,7 +70,7 @@ class StoreIOManager(ConfigurableIOManager):
         asset = context.upstream_output.asset_key.path[-1]
         partition_key = context.asset_partition_key
         registry = self.store.registry()
-        if asset in STUDY_SOURCES:
+        if asset in STUDY_ROOTS:
             study = registry.study(partition_key)
             key = study_store_key(asset, study.study, study.member_configs(registry))
             return StoredInput(self.store.store(), asset, asset, key, partition_key)

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from tabs_assets.config.experiment import ExperimentConfig
-from tabs_assets.orchestration.graph import NODES, STUDY_SOURCES, entry_address, study_store_key
+from tabs_assets.orchestration.graph import NODES, STUDY_ROOTS, entry_address, study_store_key
 from tabs_assets.orchestration.registry import BrokenRecord, Registry, RegistryScan
 from tabs_assets.orchestration.store import GcItem, GcPlan, Store
 
-STUDY_ASSETS = tuple(STUDY_SOURCES)  # study_members, study_table, study_report
+STUDY_ASSETS = tuple(STUDY_ROOTS)  # study_members, study_table, study_report
 # The store folders gc manages: one per asset result kind; nothing else under the root.
 ASSET_FOLDERS = frozenset({node.store_name for node in NODES.values()} | set(STUDY_ASSETS))
 
