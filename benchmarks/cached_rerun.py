@@ -64,11 +64,11 @@ def main() -> None:
     os.environ.update(env)
     from dagster import AssetSelection, DagsterInstance
 
-    from tabs_assets.orchestration import settings
-    from tabs_assets.orchestration.definitions import defs
-    from tabs_assets.orchestration.register_files import add_partitions, register_file
-    from tabs_assets.orchestration.registry import Registry
-    from tabs_assets.orchestration.runs import materialize_partition
+    from tabs_assets import settings
+    from tabs_assets.defs.definitions import defs
+    from tabs_assets.defs.runs import materialize_partition
+    from tabs_assets.registry.records import Registry
+    from tabs_assets.registry.registration import add_partitions, register_file
 
     settings.ensure_dagster_home()
     registered = register_file(Registry(settings.store_root()), args.config)
@@ -84,7 +84,7 @@ def main() -> None:
     materialize += ["--partition", partition]
     trivial = [*materialize, "-f", str(REPO / "benchmarks" / "trivial_graph.py")]
     commands = {
-        "dagster asset materialize": [*materialize, "-m", "tabs_assets.orchestration.definitions"],
+        "dagster asset materialize": [*materialize, "-m", "tabs_assets.defs.definitions"],
         "tabs-assets materialize": [
             str(BIN / "tabs-assets"),
             "materialize",

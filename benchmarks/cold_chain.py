@@ -32,7 +32,7 @@ RESULTS = REPO / "benchmarks" / "results" / "cold_chain.json"
 PLAIN_SCRIPT = """
 import sys, torch
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.orchestration import settings
+from tabs_assets import settings
 torch.set_num_threads(settings.torch_threads())
 from tabs_assets.science.datasets.loading import load_tabular_data
 from tabs_assets.science.datasets.prepared import prepare_dataset

@@ -92,7 +92,7 @@ def untracked_run(study: Path, env: dict[str, str]) -> float:
         "asset",
         "materialize",
         "-m",
-        "tabs_assets.orchestration.definitions",
+        "tabs_assets.defs.definitions",
         "--select",
         "group:studies",
         "--partition",
@@ -110,12 +110,12 @@ def untracked_run(study: Path, env: dict[str, str]) -> float:
 
 def floor_seconds(study: Path) -> float:
     """The members' science in this process: paths, then metrics, models loaded once."""
+    from tabs_assets import settings
     from tabs_assets.config.study import expand_study
-    from tabs_assets.orchestration import settings
-    from tabs_assets.orchestration.cached import COMPUTE, LOADERS
-    from tabs_assets.orchestration.definitions import defs  # noqa: F401 (registers COMPUTE)
-    from tabs_assets.orchestration.graph import entry_address
-    from tabs_assets.orchestration.store import Store
+    from tabs_assets.defs.cached import COMPUTE, LOADERS
+    from tabs_assets.defs.definitions import defs  # noqa: F401 (registers COMPUTE)
+    from tabs_assets.graph.nodes import entry_address
+    from tabs_assets.store.entries import Store
 
     store = Store(settings.store_root())
     members = [m.resolved.config for m in expand_study(study).members]
@@ -194,7 +194,7 @@ def members_phase_seconds() -> float:
 def trivial_cached_seconds(study: Path, env: dict[str, str]) -> float:
     """A fully cached run of the trivial graph on one member's partition: Dagster's own cost."""
     from tabs_assets.config.study import expand_study
-    from tabs_assets.orchestration.graph import NODES
+    from tabs_assets.graph.nodes import NODES
 
     member = expand_study(study).members[0].partition_key
     command = [

@@ -7,10 +7,10 @@ import os
 
 from dagster import AssetCheckResult, AssetExecutionContext, Definitions, MaterializeResult, asset
 
-from tabs_assets.orchestration.checks import dagster_check_specs
-from tabs_assets.orchestration.executors import selected_executor
-from tabs_assets.orchestration.graph import NODES
-from tabs_assets.orchestration.partitions import config_partitions
+from tabs_assets.defs.checks import dagster_check_specs
+from tabs_assets.defs.executors import selected_executor
+from tabs_assets.defs.partitions import config_partitions
+from tabs_assets.graph.nodes import NODES
 
 WITH_CHECKS = os.environ.get("TRIVIAL_GRAPH_CHECKS") == "1"
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tabs_assets.cli.main import main
 from tabs_assets.config.base import MAX_SEED
 from tabs_assets.config.experiment import MAX_NAME_LENGTH
 from tabs_assets.config.limits import MAX_MEMORY_GB_ENV
 from tabs_assets.config.loading import MAX_YAML_BYTES, resolve_config
 from tabs_assets.config.study import MAX_SEEDS, METRICS
-from tabs_assets.orchestration.cli import main
 from tabs_assets_tests.conftest import REPO
 
 # (what the file says, what the message must contain: {dir} = the config's absolute folder).
@@ -468,7 +468,7 @@ def test_yaml_1_2_floats_and_merge_keys_still_work(tmp_path) -> None:
 
 def test_shipped_configs_and_studies_are_accepted() -> None:
     from tabs_assets.config.study import expand_study
-    from tabs_assets.orchestration.register_files import validate_file
+    from tabs_assets.registry.registration import validate_file
 
     validate_file(REPO / "experiments" / "quickstart.yaml")
     for path in sorted((REPO / "experiments" / "studies").glob("*.yaml")):

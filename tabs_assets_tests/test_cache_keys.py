@@ -15,7 +15,7 @@ import pytest
 
 from tabs_assets.config.loading import resolve_config
 from tabs_assets.graph import code
-from tabs_assets.orchestration import graph
+from tabs_assets.graph import nodes as graph
 
 CONFIGS = {
     "shift": {},
@@ -169,9 +169,9 @@ def test_a_docstring_is_stripped_but_code_is_not() -> None:
 
 
 def test_every_config_asset_is_a_root_of_its_node_and_every_root_exists() -> None:
-    assets_dir = code.PACKAGE_DIR / "orchestration" / "assets"
+    assets_dir = code.PACKAGE_DIR / "defs" / "assets"
     for path in assets_dir.glob("*.py"):
-        module = f"tabs_assets.orchestration.assets.{path.stem}"
+        module = f"tabs_assets.defs.assets.{path.stem}"
         found = re.findall(r'config_asset\(\s*"(\w+)"[^)]*\)\ndef (\w+)', path.read_text())
         for asset, function in found:
             assert f"{module}:{function}" in graph.NODES[asset].roots, asset

@@ -23,9 +23,9 @@ import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 from filelock import FileLock
 
-from tabs_assets.orchestration.graph import entry_address
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.store import LOCK_DIR, Store
+from tabs_assets.graph.nodes import entry_address
+from tabs_assets.registry.records import Registry
+from tabs_assets.store.entries import LOCK_DIR, Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
 from tabs_assets_tests.services import (
     BIN,
@@ -106,7 +106,7 @@ class CeleryStack:
                 "asset",
                 "materialize",
                 "-m",
-                "tabs_assets.orchestration.definitions",
+                "tabs_assets.defs.definitions",
                 "--select",
                 selection,
                 "--partition",

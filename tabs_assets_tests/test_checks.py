@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
-from tabs_assets.orchestration import checks
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.store import MANIFEST, Store
+from tabs_assets.cli.main import main
+from tabs_assets.defs import checks
+from tabs_assets.registry.records import Registry
+from tabs_assets.store.entries import MANIFEST, Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES
 
 
@@ -91,8 +91,8 @@ def test_metrics_check_allows_nan_only_where_undefined(tmp_path: Path) -> None:
 
 
 def _run(key: str) -> Any:
-    from tabs_assets.orchestration.definitions import defs
-    from tabs_assets.orchestration.graph import NODES
+    from tabs_assets.defs.definitions import defs
+    from tabs_assets.graph.nodes import NODES
 
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
@@ -146,9 +146,9 @@ def test_checks_pass_on_a_real_run_and_a_failed_blocking_check_stops_downstream(
 def test_a_cache_hit_loads_no_input_draws_nothing_and_reports_stored_checks(
     register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tabs_assets.orchestration import presentation
-    from tabs_assets.orchestration.io_manager import StoredInput
-    from tabs_assets.orchestration.runs import materialize_partition
+    from tabs_assets.defs.io_manager import StoredInput
+    from tabs_assets.defs.runs import materialize_partition
+    from tabs_assets.ui import presentation
 
     key = register("hit_cost", FAST_OVERRIDES)
     assert materialize_partition(key).success

@@ -302,7 +302,7 @@ def test_the_plots_key_of_a_file_config_hashes_the_file_once(tmp_path: Path, mon
     """Every key of a config includes the dataset's: the file is still read once per process."""
     import tabs_assets.science.datasets.fingerprint as fingerprint
     from tabs_assets.config.experiment import ExperimentConfig
-    from tabs_assets.orchestration.graph import store_key
+    from tabs_assets.graph.nodes import store_key
 
     path = write(patients(), tmp_path / "patients.csv")
     monkeypatch.setattr(fingerprint, "RACY_NS", -1)  # just written, but counts as settled

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.graph import entry_address, study_store_key
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.store import LockTimeoutError, Store
+from tabs_assets.cli.main import main
+from tabs_assets.graph.nodes import entry_address, study_store_key
+from tabs_assets.registry.records import Registry
+from tabs_assets.store.entries import LockTimeoutError, Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, text_payload
 
 
@@ -85,7 +85,7 @@ def test_missing_dagster_partition_is_added_with_a_message(
 ) -> None:
     from dagster import DagsterInstance
 
-    from tabs_assets.orchestration.partitions import config_partitions
+    from tabs_assets.defs.partitions import config_partitions
 
     key = register("lost", {"dataset.kind": "sklearn", "dataset.name": "iris"})
     instance = DagsterInstance.get()
@@ -99,7 +99,7 @@ def test_missing_dagster_partition_is_added_with_a_message(
 def test_gc_keeps_a_registered_studys_entries(project_env: dict[str, Path]) -> None:
     """A study record and its members written as `register` writes them, with crafted entries."""
     from tabs_assets.config.study import expand_study
-    from tabs_assets.orchestration.register_files import add_partitions, register_file
+    from tabs_assets.registry.registration import add_partitions, register_file
 
     study_file = project_env["experiments"] / "s.yaml"
     study_file.write_text(
@@ -194,8 +194,8 @@ def test_read_only_or_full_store_gives_a_message_not_a_traceback(
     """The tests may run as root (permissions ignored): the file system's refusals are faked."""
     import errno
 
-    from tabs_assets.orchestration import registry as registry_module
-    from tabs_assets.orchestration.store import StoreError
+    from tabs_assets.registry import records as registry_module
+    from tabs_assets.store.entries import StoreError
 
     register("ro", {"dataset.kind": "sklearn", "dataset.name": "iris"})
     store = Store(project_env["store"])
@@ -233,7 +233,7 @@ def test_read_only_or_full_store_gives_a_message_not_a_traceback(
 def test_lock_timeout_names_the_holder(tmp_path: Path) -> None:
     holder = """
 import sys, time
-from tabs_assets.orchestration.store import Store
+from tabs_assets.store.entries import Store
 with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}):
     print("locked", flush=True)
     time.sleep(30)
@@ -297,7 +297,7 @@ def test_killed_run_does_not_block_the_next_training(
     first.wait()
     from dagster import DagsterInstance
 
-    from tabs_assets.orchestration import settings
+    from tabs_assets import settings
 
     claimed = DagsterInstance.get().event_log_storage.get_concurrency_info(settings.training_pool())
     assert [slot.step_key for slot in claimed.claimed_slots] == ["classifier"]  # held by the dead
@@ -343,7 +343,7 @@ def test_gc_removes_only_what_the_store_made(
     import mlflow.artifacts
     from mlflow.tracking import MlflowClient
 
-    from tabs_assets.orchestration.runs import materialize_partition
+    from tabs_assets.defs.runs import materialize_partition
 
     root = project_env["store"]
     kept_key = register("kept", FAST_OVERRIDES)
@@ -410,7 +410,7 @@ def test_gc_removes_only_what_the_store_made(
 
 
 def test_unregister_and_liveness_delete_only_their_own_files(tmp_path: Path) -> None:
-    from tabs_assets.orchestration.liveness import RUNS_DIR, free_dead_runs
+    from tabs_assets.defs.liveness import RUNS_DIR, free_dead_runs
 
     registry = Registry(tmp_path / "store")
     registry.configs_dir.mkdir(parents=True)

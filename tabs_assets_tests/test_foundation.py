@@ -12,16 +12,16 @@ import pytest
 from click.testing import CliRunner
 from dagster import DagsterInstance, build_sensor_context
 
+from tabs_assets.cli.main import main
 from tabs_assets.config.datasets import CakeOnSeaConfig
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.orchestration import graph
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.resources import StoreResource
-from tabs_assets.orchestration.runs import materialize_partition
-from tabs_assets.orchestration.sensors import experiments_sensor
-from tabs_assets.orchestration.store import Store
+from tabs_assets.defs.resources import StoreResource
+from tabs_assets.defs.runs import materialize_partition
+from tabs_assets.defs.sensors import experiments_sensor
+from tabs_assets.graph import nodes as graph
+from tabs_assets.registry.records import Registry
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
+from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import REPO, materialization_metadata, run_python, write_config
 
 SMALL = {"dataset.n_points": 4000}
@@ -143,7 +143,7 @@ def _dagster_materialize(key: str, home: Path, store: Path) -> subprocess.Popen:
             "asset",
             "materialize",
             "-m",
-            "tabs_assets.orchestration.definitions",
+            "tabs_assets.defs.definitions",
             "--select",
             "dataset",
             "--partition",
@@ -158,7 +158,7 @@ def _dagster_materialize(key: str, home: Path, store: Path) -> subprocess.Popen:
 
 
 def test_two_processes_materializing_one_key_compute_it_once(project_env, tmp_path) -> None:
-    from tabs_assets.orchestration.register_files import add_partitions, register_file
+    from tabs_assets.registry.registration import add_partitions, register_file
 
     path = write_config(project_env["experiments"], "race", SMALL)
     registered = register_file(Registry(project_env["store"]), path)
@@ -232,7 +232,7 @@ KEYS_SCRIPT = """
 from pathlib import Path
 from tabs_assets.config.loading import resolve_config
 from tabs_assets.config.study import expand_study
-from tabs_assets.orchestration.graph import NODES, store_key
+from tabs_assets.graph.nodes import NODES, store_key
 resolved = resolve_config([Path('experiments/quickstart.yaml')], ['dataset.n_points=5000'])
 print(resolved.partition_key, [store_key(n, resolved.config) for n in NODES])
 """
@@ -246,7 +246,7 @@ def test_partition_and_store_keys_are_stable_across_hash_seeds() -> None:
 
 def test_importing_definitions_pulls_no_heavy_libraries() -> None:
     output = run_python(
-        "import sys, tabs_assets.orchestration.definitions\n"
+        "import sys, tabs_assets.defs.definitions\n"
         "print(sorted(m for m in ('lightning', 'mlflow', 'torch') if m in sys.modules))"
     )
     assert output.strip() == "[]"

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from tabs_assets.config.study import expand_study
-from tabs_assets.orchestration import presentation
-from tabs_assets.orchestration.tracking import TrackingResource
+from tabs_assets.tracking.resource import TrackingResource
+from tabs_assets.ui import presentation
 from tabs_assets_tests.conftest import REPO
 
 
@@ -46,7 +46,7 @@ def test_a_partition_links_to_a_page_that_exists_for_its_kind(
 ) -> None:
     """A study partition has study assets only: its parent run opens study_report."""
     monkeypatch.delenv(presentation.DAGSTER_UI_ENV, raising=False)
-    from tabs_assets.orchestration.definitions import defs
+    from tabs_assets.defs.definitions import defs
 
     assets = {key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()}
     study = presentation.dagster_partition_url("tiny-1a2b3c4d", is_study=True)

@@ -76,7 +76,7 @@ def test_dagster_materialize_without_dagster_home_says_what_to_set(tmp_path: Pat
     result = subprocess.run(
         [
             str(REPO / ".venv" / "bin" / "dagster"),
-            *("asset", "materialize", "-m", "tabs_assets.orchestration.definitions"),
+            *("asset", "materialize", "-m", "tabs_assets.defs.definitions"),
             *("--select", "*explanation_metrics", "--partition", "quickstart-0914f6d3"),
         ],
         capture_output=True,

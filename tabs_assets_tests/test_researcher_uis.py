@@ -13,12 +13,13 @@ from click.testing import CliRunner
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from mlflow.tracking import MlflowClient
 
-from tabs_assets.orchestration import presentation, tracking
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.graph import entry_address
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.runs import materialize_partition
-from tabs_assets.orchestration.store import Store
+from tabs_assets.cli.main import main
+from tabs_assets.defs.runs import materialize_partition
+from tabs_assets.graph.nodes import entry_address
+from tabs_assets.registry.records import Registry
+from tabs_assets.store.entries import Store
+from tabs_assets.tracking import resource as tracking
+from tabs_assets.ui import presentation
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata, write_config
 
 pytestmark = pytest.mark.integration
@@ -205,7 +206,7 @@ def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
 
 
 def test_training_progress_says_epoch_k_of_max_and_time() -> None:
-    from tabs_assets.orchestration.assets.models import epoch_logger
+    from tabs_assets.defs.assets.models import epoch_logger
 
     lines: list[str] = []
 
@@ -226,8 +227,8 @@ def test_sensor_skips_the_example_studies_unless_asked(
 ) -> None:
     from dagster import build_sensor_context
 
-    from tabs_assets.orchestration.resources import StoreResource
-    from tabs_assets.orchestration.sensors import SENSOR_STUDIES_ENV, experiments_sensor
+    from tabs_assets.defs.resources import StoreResource
+    from tabs_assets.defs.sensors import SENSOR_STUDIES_ENV, experiments_sensor
 
     examples = project_env["experiments"] / "studies"
     examples.mkdir()

@@ -26,12 +26,12 @@ from dagster import (
 )
 
 from tabs_assets.config.slurm import SlurmSettingsError, parse_layer
-from tabs_assets.orchestration import definitions
-from tabs_assets.orchestration.graph import entry_address
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.runs import materialize_partition, run_study
-from tabs_assets.orchestration.slurm import JOB_ID, deployment_layer
-from tabs_assets.orchestration.store import Store
+from tabs_assets.defs import definitions
+from tabs_assets.defs.runs import materialize_partition, run_study
+from tabs_assets.defs.slurm import JOB_ID, deployment_layer
+from tabs_assets.graph.nodes import entry_address
+from tabs_assets.registry.records import Registry
+from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
 from tabs_assets_tests.services import BIN, service_env, services, wait_until
 from tabs_assets_tests.slurm_cluster import PARTITION, SlurmCluster, missing_binaries, slurm_cluster

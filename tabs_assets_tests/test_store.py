@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tabs_assets.orchestration.store import (
+from tabs_assets.store.entries import (
     LOCK_DIR,
     MANIFEST,
     TEMP_PREFIX,
@@ -67,7 +67,7 @@ def test_failed_save_leaves_nothing(tmp_path: Path) -> None:
 KILLED_WRITER = """
 import sys, time
 from pathlib import Path
-from tabs_assets.orchestration.store import Store
+from tabs_assets.store.entries import Store
 
 def save(directory: Path) -> None:
     (directory / "big.bin").write_bytes(b"x" * 1000)
@@ -99,7 +99,7 @@ def test_lock_serialises_processes(tmp_path: Path) -> None:
     store = Store(tmp_path)
     holder = """
 import sys, time
-from tabs_assets.orchestration.store import Store
+from tabs_assets.store.entries import Store
 with Store(sys.argv[1]).lock("thing", "k1"):
     print("locked", flush=True)
     time.sleep(1.0)

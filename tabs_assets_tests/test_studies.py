@@ -10,12 +10,12 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.graph import entry_address
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.store import Store
+from tabs_assets.cli.main import main
+from tabs_assets.graph.nodes import entry_address
+from tabs_assets.registry.records import Registry
 from tabs_assets.science.explainers import CounterfactualPaths
 from tabs_assets.science.study_tables import aggregate, best_items, pivot_metric
+from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES
 
 CRAFTED = pd.DataFrame(
@@ -184,7 +184,7 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
     from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
     from mlflow.tracking import MlflowClient
 
-    from tabs_assets.orchestration import tracking
+    from tabs_assets.tracking import resource as tracking
 
     record = Registry(store_root).study(study_key)
     client = MlflowClient(tracking_uri=f"sqlite:///{store_root / 'mlflow.db'}")

@@ -9,15 +9,15 @@ import yaml
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
+from tabs_assets.cli.main import main
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.orchestration.assets.studies import members_changed_since_table
-from tabs_assets.orchestration.cli import main
-from tabs_assets.orchestration.graph import entry_address, study_store_key
-from tabs_assets.orchestration.register_files import add_partitions, register_file
-from tabs_assets.orchestration.registry import Registry
-from tabs_assets.orchestration.runs import materialize_partition, run_study
-from tabs_assets.orchestration.store import Store
-from tabs_assets.orchestration.study_run import member_plan, shard_members
+from tabs_assets.defs.assets.studies import members_changed_since_table
+from tabs_assets.defs.runs import materialize_partition, run_study
+from tabs_assets.defs.study_run import member_plan, shard_members
+from tabs_assets.graph.nodes import entry_address, study_store_key
+from tabs_assets.registry.records import Registry
+from tabs_assets.registry.registration import add_partitions, register_file
+from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
 from tabs_assets_tests.services import service_env, services
 from tabs_assets_tests.test_services import launch_and_wait, start_dagster
@@ -212,7 +212,7 @@ def stale_statuses(instance: DagsterInstance, partitions: dict[str, list[str]]) 
     them (the same resolver, in process)."""
     from dagster._utils.test.data_versions import get_stale_status_resolver
 
-    from tabs_assets.orchestration.definitions import CONFIG_ASSETS
+    from tabs_assets.defs.definitions import CONFIG_ASSETS
 
     resolver = get_stale_status_resolver(instance, CONFIG_ASSETS)
     return {
@@ -234,8 +234,8 @@ def test_after_a_study_run_every_member_is_fresh_with_its_checks(
     from dagster import AssetCheckKey
     from dagster._core.event_api import PartitionKeyFilter
 
-    from tabs_assets.orchestration.checks import CHECKS
-    from tabs_assets.orchestration.event_log import BatchingSqliteEventLogStorage
+    from tabs_assets.defs.checks import CHECKS
+    from tabs_assets.defs.event_log import BatchingSqliteEventLogStorage
 
     # The instance settings users get (deploy/dagster.yaml): member events written in batches.
     shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")

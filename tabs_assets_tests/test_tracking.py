@@ -6,8 +6,8 @@ import pytest
 from dagster import DagsterInstance
 from mlflow.tracking import MlflowClient
 
-from tabs_assets.orchestration.runs import materialize_partition
-from tabs_assets.orchestration.store import Store
+from tabs_assets.defs.runs import materialize_partition
+from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
 
 pytestmark = pytest.mark.integration

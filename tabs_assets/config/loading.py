@@ -1,7 +1,7 @@
 """Resolve an experiment config: defaults < YAML file(s) < ``-o dotted.key=value`` overrides.
 
 Values derived from the data (input width, classes, batch size) come last, at materialization
-time; see ``tabs_assets.orchestration.derived``. Every validation problem is reported at once,
+time; see ``tabs_assets.graph.derived``. Every validation problem is reported at once,
 each by its dotted path.
 """
 

@@ -17,6 +17,7 @@ not either (they register the compute function with Dagster, they do not shape i
 """
 
 import ast
+import copy
 import hashlib
 import json
 import time
@@ -30,13 +31,16 @@ from typing import Any
 from tabs_assets.files import write_file_durably
 
 PACKAGE = "tabs_assets"
+# The key machinery itself is not followed: what it does to a result is in the key already (the
+# slice, the upstream keys), and its tables name modules by path (a move would change them).
+OPAQUE_MODULES = frozenset({f"{PACKAGE}.graph.nodes", f"{PACKAGE}.graph.code"})
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 # Parsing every source file costs a quarter of a second at each start: each file's definitions
 # are kept on disk, keyed by its size and modification time (a file modified within the last
 # RACY_S seconds may change again unseen by its timestamp, so it is not kept).
 INDEX_FILE = "__pycache__/tabs_assets_code_index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 RACY_S = 2.0
 
 
@@ -144,18 +148,21 @@ class _Uses(ast.NodeVisitor):
     visit_AsyncFunctionDef = visit_FunctionDef
 
 
+class _WithoutOwnImports(ast.NodeTransformer):
+    """Drop the package's own import statements: what they bind is followed as uses, and their
+    module paths and order must not change a digest (a file move, an import sorter)."""
+
+    def visit_Import(self, node: ast.Import) -> ast.AST | None:
+        kept = [alias for alias in node.names if alias.name.split(".")[0] != PACKAGE]
+        return ast.Import(names=kept) if kept else None
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST | None:
+        own = node.level or (node.module or "").split(".")[0] == PACKAGE
+        return None if own else node
+
+
 def _normalised(node: ast.AST) -> ast.AST:
-    """Drop the package paths of imports (a move must not change a digest)."""
-    for child in ast.walk(node):
-        if isinstance(child, ast.ImportFrom) and (
-            child.level or (child.module or "").startswith(PACKAGE)
-        ):
-            child.module, child.level = None, 0
-        elif isinstance(child, ast.Import):
-            for alias in child.names:
-                if alias.name.split(".")[0] == PACKAGE:
-                    alias.name = alias.name.rsplit(".", 1)[-1]
-    return node
+    return _WithoutOwnImports().visit(copy.deepcopy(node)) or ast.Pass()
 
 
 def _digest(nodes: Iterable[ast.AST]) -> str:
@@ -346,7 +353,7 @@ def reached(
             uses += prelude.uses
         for dotted in uses:
             target = _definition_id(dotted, index)
-            if target is not None:
+            if target is not None and _parse_id(target)[0] not in OPAQUE_MODULES:
                 pending.append((target, False))
 
 

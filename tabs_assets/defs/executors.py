@@ -1,0 +1,65 @@
+"""The run executor, chosen per deployment by $TABS_ASSETS_EXECUTOR.
+
+The Celery executor takes its broker and result backend from $TABS_ASSETS_CELERY_BROKER and
+$TABS_ASSETS_CELERY_BACKEND (default: Redis on 127.0.0.1), read when the definitions load; the
+workers read the same variables through ``deploy/celery.yaml``. dagster_celery is imported only
+when the Celery executor is selected, so loading the definitions stays fast.
+"""
+
+import os
+
+from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
+
+from tabs_assets import settings
+
+CELERY_BROKER_ENV = "TABS_ASSETS_CELERY_BROKER"
+CELERY_BACKEND_ENV = "TABS_ASSETS_CELERY_BACKEND"
+TRAINING_QUEUE_ENV = "TABS_ASSETS_TRAINING_QUEUE"
+DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
+# The op tag dagster-celery reads to pick a step's Celery queue (dagster_celery.tags).
+CELERY_QUEUE_TAG = "dagster-celery/queue"
+
+
+def celery_broker() -> str:
+    return os.environ.get(CELERY_BROKER_ENV) or DEFAULT_CELERY_URL
+
+
+def celery_backend() -> str:
+    return os.environ.get(CELERY_BACKEND_ENV) or celery_broker()
+
+
+# Marks the steps that train (training assets, study shards): the Slurm executor gives their
+# jobs a GPU each.
+TRAINING_TAG = "tabs_assets/training"
+
+
+def training_op_tags() -> dict[str, str]:
+    """Op tags of the training steps: the training mark, and their Celery queue when
+    $TABS_ASSETS_TRAINING_QUEUE is set (workers on GPU machines listen on it with ``-q``);
+    otherwise the default queue."""
+    queue = os.environ.get(TRAINING_QUEUE_ENV)
+    return {TRAINING_TAG: "true", **({CELERY_QUEUE_TAG: queue} if queue else {})}
+
+
+def selected_executor(name: str | None = None) -> ExecutorDefinition:
+    """in_process: steps in the run's process (cached reruns cost least); multiprocess: a
+    process per step; celery: steps on Celery workers (needs a broker, see the README);
+    slurm: computing steps as Slurm jobs (see slurm.py and the README)."""
+    name = name or settings.executor_name()
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor
+    if name == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {"broker": celery_broker(), "backend": celery_backend()}, name="celery"
+        )
+    if name == "slurm":
+        from tabs_assets.defs.slurm import slurm_executor
+
+        return slurm_executor
+    raise ValueError(
+        f"${settings.EXECUTOR_ENV}={name!r}: choose in_process, multiprocess, celery or slurm"
+    )

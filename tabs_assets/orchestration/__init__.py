@@ -1,1 +1,0 @@
-"""The orchestration layer: Dagster assets, the content-addressed store, MLflow tracking, CLI."""
