@@ -416,6 +416,17 @@ def absolute_data_path(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     return {**data, "dataset": {**dataset, "path": str(folder / path)}}
 
 
+def empty_data_path_problems(raw: Mapping[str, Any]) -> list[str]:
+    """An empty ``dataset.path`` of a data file, which would otherwise be read as ``.``: the
+    working directory."""
+    dataset = raw.get("dataset")
+    if not isinstance(dataset, Mapping) or dataset.get("kind") != "tabular_file":
+        return []
+    if dataset.get("path") != "":
+        return []
+    return ["dataset.path: '' is empty; name a CSV or Parquet file"]
+
+
 def resolve_config(
     files: Sequence[Path] = (),
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -442,6 +453,9 @@ def resolve_config(
     if problems:
         raise ConfigError(origin or "-o", problems)
     raw = absolute_data_path(raw, Path.cwd())
+    problems = empty_data_path_problems(raw)
+    if problems:
+        raise ConfigError(origin or ", ".join(map(str, files)) or "-o", problems)
     layers.append((OVERRIDE_SOURCE, override_layer))
     description = described_changes(raw.get("description"), layers, base)
     if description is not None:
