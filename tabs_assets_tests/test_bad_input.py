@@ -553,3 +553,43 @@ def test_register_and_show_config_reject_a_bad_data_path_alike(
     assert (data_path or "''") in output, output
     assert str(config) in output, output  # the file the verdict is about
     assert _snapshot(project_env["store"]) == before
+
+
+def _mixed_study(folder: Path) -> Path:
+    """A study file with per-config keys beside ``study:`` (silently ignored before)."""
+    (folder / "base.yaml").write_text("name: base\n")
+    path = folder / "mixed.yaml"
+    path.write_text(
+        "study:\n  name: mixed\n  base: [base.yaml]\n  seeds: {values: [1, 2]}\n"
+        "classifier: {dropout: 0.3}\ndataset: {kind: sklearn, name: wine}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "command", [*VERDICT_COMMANDS, ["study", "run"]], ids=lambda c: "-".join(c)
+)
+def test_a_study_file_with_config_keys_beside_study_is_rejected(
+    project_env, tmp_path: Path, command: list[str]
+) -> None:
+    path = _mixed_study(tmp_path)
+    before = _snapshot(project_env["store"], project_env["dagster_home"])
+
+    completed = _tabs_assets(*command, str(path))
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert str(path) in output and "classifier" in output and "dataset" in output, output
+    assert "study.base" in output and "study.set" in output, output  # where they belong
+    assert _snapshot(project_env["store"], project_env["dagster_home"]) == before
+
+
+def test_a_study_file_holding_only_study_still_loads(tmp_path: Path) -> None:
+    from tabs_assets.config.loading import STUDY_FILE_KEY
+    from tabs_assets.config.study import STUDY_KEY, expand_study, is_study_file
+
+    assert STUDY_FILE_KEY == STUDY_KEY
+    path = _mixed_study(tmp_path)
+    path.write_text("\n".join(path.read_text().splitlines()[:4]) + "\n")
+    assert is_study_file(path) and len(expand_study(path).members) == 2
