@@ -2,6 +2,7 @@
 through ``tabs-assets register``; each exits 2, names the dotted path or the absolute file path,
 prints no traceback and leaves the store and the registry untouched."""
 
+import os
 import re
 import subprocess
 import sys
@@ -490,3 +491,105 @@ def test_study_metric_names_are_the_metrics_computed() -> None:
         crafted_paths(), SquaredNormDensity(), TRAIN, TRAIN_LABELS, X_MAX, CONFIG, 0
     )
     assert set(computed) == set(METRICS)
+
+
+# --- the same verdict from register and show-config (and study run) -------------------------
+def _directory(folder: Path) -> str:
+    (folder / "data").mkdir()
+    return str(folder / "data")
+
+
+def _fifo(folder: Path) -> str:
+    os.mkfifo(folder / "fifo.csv")  # opening it for reading blocks until a writer comes
+    return str(folder / "fifo.csv")
+
+
+def _sparse(folder: Path) -> str:
+    with open(folder / "big.csv", "wb") as file:  # 100 GiB, no blocks: hashing it takes hours
+        file.truncate(100 * 2**30)
+    return str(folder / "big.csv")
+
+
+# id -> (makes the data path in the config's folder and returns it, what the message names)
+BAD_DATA_PATHS: dict[str, Callable[[Path], str]] = {
+    "directory": _directory,
+    "missing-file": lambda folder: str(folder / "nope.csv"),
+    "dev-zero": lambda folder: "/dev/zero",
+    "fifo": _fifo,
+    "empty-string": lambda folder: "",
+    "sparse-100gib": _sparse,
+}
+VERDICT_COMMANDS = [["register"], ["show-config"]]
+
+
+def _tabs_assets(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI in a fresh process; a hang (a FIFO opened, a 100 GiB file read) fails."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "tabs-assets"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("command", VERDICT_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("case", list(BAD_DATA_PATHS), ids=str)
+def test_register_and_show_config_reject_a_bad_data_path_alike(
+    project_env, tmp_path: Path, case: str, command: list[str]
+) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    data_path = BAD_DATA_PATHS[case](folder)
+    config = folder / "c.yaml"
+    config.write_text(_data_config(data_path))
+    before = _snapshot(project_env["store"])
+
+    completed = _tabs_assets(*command, str(config))
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert "dataset.path" in output, output
+    assert (data_path or "''") in output, output
+    assert str(config) in output, output  # the file the verdict is about
+    assert _snapshot(project_env["store"]) == before
+
+
+def _mixed_study(folder: Path) -> Path:
+    """A study file with per-config keys beside ``study:`` (silently ignored before)."""
+    (folder / "base.yaml").write_text("name: base\n")
+    path = folder / "mixed.yaml"
+    path.write_text(
+        "study:\n  name: mixed\n  base: [base.yaml]\n  seeds: {values: [1, 2]}\n"
+        "classifier: {dropout: 0.3}\ndataset: {kind: sklearn, name: wine}\n"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "command", [*VERDICT_COMMANDS, ["study", "run"]], ids=lambda c: "-".join(c)
+)
+def test_a_study_file_with_config_keys_beside_study_is_rejected(
+    project_env, tmp_path: Path, command: list[str]
+) -> None:
+    path = _mixed_study(tmp_path)
+    before = _snapshot(project_env["store"], project_env["dagster_home"])
+
+    completed = _tabs_assets(*command, str(path))
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 2, output
+    assert "Traceback" not in output, output
+    assert str(path) in output and "classifier" in output and "dataset" in output, output
+    assert "study.base" in output and "study.set" in output, output  # where they belong
+    assert _snapshot(project_env["store"], project_env["dagster_home"]) == before
+
+
+def test_a_study_file_holding_only_study_still_loads(tmp_path: Path) -> None:
+    from tabs_assets.config.loading import STUDY_FILE_KEY
+    from tabs_assets.config.study import STUDY_KEY, expand_study, is_study_file
+
+    assert STUDY_FILE_KEY == STUDY_KEY
+    path = _mixed_study(tmp_path)
+    path.write_text("\n".join(path.read_text().splitlines()[:4]) + "\n")
+    assert is_study_file(path) and len(expand_study(path).members) == 2

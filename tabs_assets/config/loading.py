@@ -193,6 +193,22 @@ def non_finite_problems(data: Any, prefix: str = "") -> list[str]:
     ]
 
 
+STUDY_FILE_KEY = "study"
+"""The top-level key that makes a file a study file (``config.study.STUDY_KEY``)."""
+
+
+def study_file_problems(data: Mapping[str, Any], where: str) -> list[str]:
+    """A study file holds only ``study:``: config keys beside it would be silently ignored."""
+    if STUDY_FILE_KEY not in data or len(data) == 1:
+        return []
+    extra = ", ".join(str(key) for key in data if key != STUDY_FILE_KEY)
+    return [
+        f"{where}: a study file holds only the top-level key '{STUDY_FILE_KEY}', but it also "
+        f"has {extra}; put config values in the study's base config file(s) (study.base) or, "
+        f"as dotted keys, in study.set or study.sweep"
+    ]
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, with errors that name the file (bounded: see above)."""
     path = Path(path)
@@ -224,7 +240,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), [f"{where}: the top level must be a mapping of config keys"])
-    problems = non_finite_problems(data)
+    problems = study_file_problems(data, where) or non_finite_problems(data)
     if problems:
         raise ConfigError(str(path), problems)
     return data
@@ -416,6 +432,17 @@ def absolute_data_path(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     return {**data, "dataset": {**dataset, "path": str(folder / path)}}
 
 
+def empty_data_path_problems(raw: Mapping[str, Any]) -> list[str]:
+    """An empty ``dataset.path`` of a data file, which would otherwise be read as ``.``: the
+    working directory."""
+    dataset = raw.get("dataset")
+    if not isinstance(dataset, Mapping) or dataset.get("kind") != "tabular_file":
+        return []
+    if dataset.get("path") != "":
+        return []
+    return ["dataset.path: '' is empty; name a CSV or Parquet file"]
+
+
 def resolve_config(
     files: Sequence[Path] = (),
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -442,6 +469,9 @@ def resolve_config(
     if problems:
         raise ConfigError(origin or "-o", problems)
     raw = absolute_data_path(raw, Path.cwd())
+    problems = empty_data_path_problems(raw)
+    if problems:
+        raise ConfigError(origin or ", ".join(map(str, files)) or "-o", problems)
     layers.append((OVERRIDE_SOURCE, override_layer))
     description = described_changes(raw.get("description"), layers, base)
     if description is not None:

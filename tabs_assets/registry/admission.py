@@ -5,6 +5,7 @@ passes.
 
 import math
 import os
+import stat
 
 from tabs_assets.config.datasets import TabularFileConfig
 from tabs_assets.config.experiment import ExperimentConfig
@@ -28,6 +29,17 @@ def min_rows_per_class(config: TabularFileConfig) -> int:
     return max(2, math.ceil(1 / min(split.train, split.val, split.test) - 1e-9))
 
 
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
 def data_file_problems(
     config: TabularFileConfig,
 ) -> tuple[list[str], tuple[int, int, int] | None]:
@@ -46,14 +58,18 @@ def data_file_problems(
 
     path = config.path.absolute()
     where = "dataset.path"
-    if not path.exists():
+    try:  # the type from stat, never by opening: a FIFO's open blocks, a device never ends
+        status = path.stat()
+    except FileNotFoundError:
         return [f"{where}: {path} does not exist"], None
-    if not path.is_file():
-        return [f"{where}: {path} is not a regular file"], None
+    except OSError as error:
+        return [f"{where}: {path}: cannot read: {error.strerror}"], None
+    if not stat.S_ISREG(status.st_mode):
+        return [f"{where}: {path} is not a regular file ({_file_kind(status.st_mode)})"], None
     if not path.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
         known = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
         return [f"{where}: {path} is not a known type; use one of {known}"], None
-    size = path.stat().st_size
+    size = status.st_size
     if size > max_data_file_bytes():
         return [
             f"{where}: {path} has {size / 1e9:.3g} GB; the limit is "

@@ -56,15 +56,20 @@ def _admit(configs: Sequence[ResolvedConfig], origin: str) -> None:
         raise ConfigError(origin, problems)
 
 
+def validate_config_file(path: Path, overrides: Sequence[str] = ()) -> ResolvedConfig:
+    """Every check ``register`` makes of a config (not study) file; raises ConfigError."""
+    resolved = resolve_config([path], overrides)
+    _admit([resolved], str(path))
+    return resolved
+
+
 def validate_file(path: Path, overrides: Sequence[str] = ()) -> Validated:
     """Every check ``register`` makes, without writing anything; raises ConfigError."""
     if is_study_file(path):
         study = expand_study(path)
         _admit([member.resolved for member in study.members], str(path))
         return Validated(path=path, study=study)
-    resolved = resolve_config([path], overrides)
-    _admit([resolved], str(path))
-    return Validated(path=path, config=resolved)
+    return Validated(path=path, config=validate_config_file(path, overrides))
 
 
 def record(registry: Registry, validated: Validated) -> Registered:
@@ -100,10 +105,15 @@ def add_partitions(instance: object, registered: Registered) -> None:
 
 
 def resolve_target(registry: Registry, target: str, overrides: Sequence[str]) -> ResolvedConfig:
-    """A config file (+ overrides) or a registered partition key (+ overrides)."""
+    """A config file (+ overrides) or a registered partition key (+ overrides), through every
+    check ``register`` makes (``validate_file``, ``_admit``): ``show-config`` gives a file the
+    verdict ``register`` gives it, and never reads a data file ``register`` refuses (a FIFO, a
+    device, one over the size limit) to hash it for the store keys."""
     path = Path(target)
     if path.is_file() or path.suffix in {".yaml", ".yml"}:
         if is_study_file(path):
             raise ConfigError(str(path), ["a study: show one of its members by partition key"])
-        return resolve_config([path], overrides)
-    return resolve_config([], overrides, origin=target, base=registry.resolved(target))
+        return validate_config_file(path, overrides)
+    resolved = resolve_config([], overrides, origin=target, base=registry.resolved(target))
+    _admit([resolved], target)
+    return resolved
