@@ -586,10 +586,8 @@ def test_a_study_file_with_config_keys_beside_study_is_rejected(
 
 
 def test_a_study_file_holding_only_study_still_loads(tmp_path: Path) -> None:
-    from tabs_assets.config.loading import STUDY_FILE_KEY
-    from tabs_assets.config.study import STUDY_KEY, expand_study, is_study_file
+    from tabs_assets.config.study import expand_study, is_study_file
 
-    assert STUDY_FILE_KEY == STUDY_KEY
     path = _mixed_study(tmp_path)
     path.write_text("\n".join(path.read_text().splitlines()[:4]) + "\n")
     assert is_study_file(path) and len(expand_study(path).members) == 2

@@ -194,7 +194,7 @@ def non_finite_problems(data: Any, prefix: str = "") -> list[str]:
 
 
 STUDY_FILE_KEY = "study"
-"""The top-level key that makes a file a study file (``config.study.STUDY_KEY``)."""
+"""The top-level key that makes a file a study file."""
 
 
 def study_file_problems(data: Mapping[str, Any], where: str) -> list[str]:

@@ -18,6 +18,7 @@ from tabs_assets.config.experiment import (
     ExperimentConfig,
 )
 from tabs_assets.config.hashing import content_hash
+from tabs_assets.config.loading import STUDY_FILE_KEY as STUDY_KEY
 from tabs_assets.config.loading import (
     ConfigError,
     ResolvedConfig,
@@ -27,7 +28,6 @@ from tabs_assets.config.loading import (
 )
 from tabs_assets.config.slurm import SlurmSettings
 
-STUDY_KEY = "study"
 STUDY_DESCRIPTION_SOURCE = "derived: the study and the member's sweep values and seed"
 # Bounds that keep `register` fast (every member is validated and hashed): about 2 ms a member.
 MAX_SEEDS = 100
