@@ -427,4 +427,7 @@ def test_unregister_and_liveness_delete_only_their_own_files(tmp_path: Path) -> 
     runs = tmp_path / "home" / RUNS_DIR
     runs.mkdir(parents=True)
     (runs / "my-notes.json").write_text("{}")
-    assert free_dead_runs(Instance()) == [] and (runs / "my-notes.json").is_file()
+    (runs / "my-notes.lock").write_text("")
+    (runs / "my-notes.lock.holder").write_text("{}")
+    assert free_dead_runs(Instance()) == []
+    assert all((runs / name).is_file() for name in ("my-notes.json", "my-notes.lock"))

@@ -5,7 +5,8 @@ until its run frees it; a run killed with SIGKILL frees nothing, so the slot sta
 every later training step waits forever. Here every in-process run (``tabs-assets materialize``,
 ``execute_in_process``: the process that claims the slots is the one that runs the steps) holds
 an OS lock on ``$DAGSTER_HOME/tabs_runs/<run_id>.lock`` for its lifetime, with its host and pid
-beside it in ``<run_id>.json``. The OS drops the lock when the process dies, however it dies.
+in the lock's holder note (tabs_assets.locks). The OS drops the lock when the process dies,
+however it dies; the note stays, and tells a dead run from one that ended.
 
 While a run is alive it checks every ``CHECK_INTERVAL_S`` (and once at its start) for lock
 files that nobody holds: those runs are dead, so their slots are freed and the run is marked
@@ -13,18 +14,15 @@ failed in Dagster. Runs executed elsewhere (multiprocess, Celery, the daemon) ta
 are never touched here; Dagster's run monitoring (dagster.yaml) looks after them.
 """
 
-import json
 import os
-import socket
 import threading
-import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from tabs_assets.locks import HeldLock, LockBusy
 
 RUNS_DIR = "tabs_runs"
 CHECK_INTERVAL_S = 2.0
@@ -36,8 +34,7 @@ def runs_dir(instance: Any) -> Path:
 
 @dataclass
 class _Guard:
-    lock: FileLock
-    info_path: Path
+    lock: HeldLock
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -49,40 +46,34 @@ def free_dead_runs(instance: Any, log: Any = None) -> list[str]:
     """Free the pool slots of runs whose process died (their lock is free); returns their ids."""
     directory = runs_dir(instance)
     freed = []
-    for info_path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        run_id = info_path.stem
+    for path in sorted(directory.glob("*.lock")) if directory.is_dir() else []:
+        run_id = path.stem
         if run_id in _GUARDS or not _is_run_id(run_id):
             continue  # ours and alive, or not a file this module wrote
-        lock = FileLock(directory / f"{run_id}.lock")
+        lock = HeldLock(path)
         try:
-            lock.acquire(blocking=False)
-        except Timeout:
-            continue  # its process is alive
-        except OSError:
-            continue  # a read-only Dagster home: nothing to do
+            lock.acquire(0, leave_note=False)
+        except (LockBusy, OSError):
+            continue  # its process is alive, or a read-only Dagster home: nothing to do
         try:
-            if not info_path.exists():
-                continue  # it finished and cleaned up meanwhile
-            try:
-                info = json.loads(info_path.read_text())
-            except (OSError, ValueError):
-                info = {}
-            holder = f"host {info.get('host', '?')} pid {info.get('pid', '?')}"
-            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-            run = instance.get_run_by_id(run_id)
-            if run is not None and not run.is_finished:
-                instance.report_run_failed(
-                    run, message=f"the run's process ({holder}) died; its pool slots were freed"
-                )
-            if log is not None:
-                log.warning(f"run {run_id} ({holder}) died; freed its pool slots, marked it failed")
+            if lock.note_path.exists():  # the note goes before the lock when a run ends
+                _report_dead(instance, run_id, lock.holder(), log)
+                freed.append(run_id)
             with suppress(OSError):
-                info_path.unlink()
-                (directory / f"{run_id}.lock").unlink()
-            freed.append(run_id)
+                path.unlink()
         finally:
             lock.release()
     return freed
+
+
+def _report_dead(instance: Any, run_id: str, holder: str, log: Any) -> None:
+    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        message = f"the run's process ({holder}) died; its pool slots were freed"
+        instance.report_run_failed(run, message=message)
+    if log is not None:
+        log.warning(f"run {run_id} ({holder}) died; freed its pool slots, marked it failed")
 
 
 def _is_run_id(name: str) -> bool:
@@ -113,14 +104,11 @@ def start_guard(instance: Any, run_id: str, log: Any = None) -> bool:
             return False
         directory = runs_dir(instance)
         directory.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(directory / f"{run_id}.lock")
-        lock.acquire(timeout=10)
-        info_path = directory / f"{run_id}.json"
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
-        info_path.write_text(json.dumps(info))
-    except (OSError, Timeout):
+        lock = HeldLock(directory / f"{run_id}.lock")
+        lock.acquire(10)
+    except (OSError, LockBusy):
         return False  # liveness is a safety net, never a reason to fail a run
-    guard = _Guard(lock, info_path)
+    guard = _Guard(lock)
     _GUARDS[run_id] = guard
     free_dead_runs(instance, log)
 
@@ -140,6 +128,4 @@ def stop_guard(run_id: str) -> None:
     if guard is None:
         return
     guard.stop.set()
-    with suppress(OSError):
-        guard.info_path.unlink()
-    guard.lock.release()
+    guard.lock.release()  # its note first: a lock without a note is a run that ended

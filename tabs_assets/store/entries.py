@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from filelock import FileLock, Timeout
 
 from tabs_assets.config.hashing import file_sha256
 from tabs_assets.files import TEMP_PREFIX, fsync_path, umask, write_file_durably
+from tabs_assets.locks import HeldLock, LockBusy
 
 MANIFEST = "manifest.json"
 CONFIG_SLICE = "config.yaml"
@@ -52,7 +52,6 @@ LOCK_TIMEOUT_ENV = "TABS_ASSETS_LOCK_TIMEOUT"
 # short enough that a stuck holder is noticed. Failing is harmless: the holder goes on, publishes,
 # and a rerun is a cache hit.
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
-HOLDER_SUFFIX = ".holder"
 # Errors that mean "this store cannot be written", not a bug: reported without a traceback.
 _UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
@@ -180,17 +179,8 @@ class Store:
         return self.root / LOCK_DIR / asset / f"{key}.lock"
 
     def lock_holder(self, asset: str, key: str) -> str:
-        """Who holds (or last took) a key lock, from its sidecar file: host, pid, since when."""
-        holder = self.lock_path(asset, key).with_name(f"{key}.lock{HOLDER_SUFFIX}")
-        try:
-            info = json.loads(holder.read_text())
-            return (
-                f"host {info.get('host', '?')} pid {info.get('pid', '?')} since "
-                f"{info.get('since', '?')}"
-                + (f" (partition {info['partition_key']})" if info.get("partition_key") else "")
-            )
-        except (OSError, ValueError, AttributeError):
-            return "an unknown holder (no readable holder file)"
+        """Who holds (or last took) a key lock: host, pid, since when, partition."""
+        return HeldLock(self.lock_path(asset, key)).holder()
 
     @contextmanager
     def lock(
@@ -205,10 +195,9 @@ class Store:
 
         ``on_wait`` is called once if another process holds the lock, before blocking. After
         ``timeout_s`` (default: $TABS_ASSETS_LOCK_TIMEOUT or 1 h) a LockTimeoutError names the
-        lock and its holder. The holder's host and pid go to ``<key>.lock.holder``.
+        lock and its holder (``<key>.lock.holder``, see tabs_assets.locks).
         """
         path = self.lock_path(asset, key)
-        holder = path.with_name(f"{key}.lock{HOLDER_SUFFIX}")
         timeout = lock_timeout_s() if timeout_s is None else timeout_s
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,36 +207,18 @@ class Store:
             if is_unwritable(error):
                 raise unwritable(error, f"lock {asset}/{key}", path.parent) from None
             raise
-        lock = FileLock(path)
+        lock = HeldLock(path)
         try:
-            lock.acquire(blocking=False)
-        except Timeout:
-            if on_wait is not None:
-                on_wait()
-            try:
-                lock.acquire(timeout=timeout)
-            except Timeout:
-                raise LockTimeoutError(
-                    f"lock {path} not acquired within {timeout:g} s: it is held by "
-                    f"{self.lock_holder(asset, key)}. That process is computing {asset}/{key}; "
-                    f"wait for it, or stop it if it hangs, or raise ${LOCK_TIMEOUT_ENV} (seconds)."
-                ) from None
-        try:
-            info = {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                **(holder_info or {}),
-            }
-            # Informational and only true while this process lives: atomic, not fsynced.
-            write_file_durably(holder, json.dumps(info), durable=False)
-        except OSError:
-            pass  # the holder file is informational only
+            lock.acquire(timeout, on_wait, holder_info)
+        except LockBusy as busy:
+            raise LockTimeoutError(
+                f"lock {path} not acquired within {timeout:g} s: it is held by "
+                f"{busy.holder}. That process is computing {asset}/{key}; "
+                f"wait for it, or stop it if it hangs, or raise ${LOCK_TIMEOUT_ENV} (seconds)."
+            ) from None
         try:
             yield
         finally:
-            with suppress(OSError):  # before the release: the next holder writes its own
-                holder.unlink(missing_ok=True)
             lock.release()
 
     def check_locks(self) -> None:

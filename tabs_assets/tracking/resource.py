@@ -14,7 +14,6 @@ are serialised by a file lock that is given up after ``$TABS_ASSETS_MLFLOW_LOCK_
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -27,11 +26,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dagster import ConfigurableResource
-from filelock import FileLock, Timeout
 from pydantic import Field
 
 from tabs_assets import settings
 from tabs_assets.config.loading import flatten
+from tabs_assets.locks import HeldLock, LockBusy
 from tabs_assets.ui import presentation
 
 # A store folder matches MLflow's local-artifact dataset source twice over; it says so on every
@@ -284,36 +283,22 @@ class TrackingResource(ConfigurableResource):
         """SQLite stores lock under parallel writers: one writer at a time across processes.
 
         Waits at most ``lock_timeout()`` seconds, then raises TrackingLockTimeout naming the
-        lock and the process that holds it (written beside the lock as ``<lock>.holder``).
+        lock and the process that holds it (tabs_assets.locks).
         """
         path = self._lock_path()
         if path is None:
             yield
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        holder = path.with_name(path.name + ".holder")
-        lock = FileLock(str(path), timeout=lock_timeout())
         try:
-            lock.acquire()
-        except Timeout:
-            try:
-                who = holder.read_text().strip() or "unknown process"
-            except OSError:
-                who = "unknown process"
+            with HeldLock(path).held(lock_timeout()):
+                yield
+        except LockBusy as busy:
             raise TrackingLockTimeout(
-                f"MLflow lock {path} still held after {lock_timeout():g} s (held by {who}); "
-                f"this result is tracked the next time it is read "
+                f"MLflow lock {path} still held after {busy.waited_s:g} s (held by "
+                f"{busy.holder}); this result is tracked the next time it is read "
                 f"(${LOCK_TIMEOUT_ENV} sets the wait)"
             ) from None
-        try:
-            with suppress(OSError):
-                holder.write_text(
-                    f"pid {os.getpid()} on {socket.gethostname()} since "
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}"
-                )
-            yield
-        finally:
-            lock.release()
 
     def _session(self) -> Session:
         address = (self.resolved_uri(), self.experiment_name)
