@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from tabs_assets import settings
 from tabs_assets.config.study import expand_study
 from tabs_assets.tracking.resource import TrackingResource
 from tabs_assets.ui import presentation
@@ -12,13 +13,13 @@ from tabs_assets_tests.conftest import REPO
 
 def test_links_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv(presentation.MLFLOW_UI_ENV, raising=False)
+    monkeypatch.delenv(settings.MLFLOW_UI_ENV, raising=False)
     manifest = {"mlflow_run_id": "abc", "mlflow_url": "http://old:5000/#/experiments/7/runs/abc"}
     assert presentation.stored_mlflow_url(manifest) == (
         "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
     )
-    monkeypatch.setenv(presentation.MLFLOW_UI_ENV, "https://mlflow.lab/")
-    monkeypatch.setenv(presentation.DAGSTER_UI_ENV, "https://dagster.lab")
+    monkeypatch.setenv(settings.MLFLOW_UI_ENV, "https://mlflow.lab/")
+    monkeypatch.setenv(settings.DAGSTER_UI_ENV, "https://dagster.lab")
     assert presentation.stored_mlflow_url(manifest) == (
         "https://mlflow.lab/#/experiments/7/runs/abc?workflowType=machine_learning"
     )
@@ -32,7 +33,7 @@ def test_mlflow_links_open_the_run_in_the_model_training_view(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """MLflow 3 opens GenAI pages unless the hash route's query says workflowType."""
-    monkeypatch.delenv(presentation.MLFLOW_UI_ENV, raising=False)
+    monkeypatch.delenv(settings.MLFLOW_UI_ENV, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.team:5000")
     expected = "http://mlflow.team:5000/#/experiments/3/runs/r1?workflowType=machine_learning"
     assert TrackingResource().run_url("3", "r1") == expected
@@ -45,7 +46,7 @@ def test_a_partition_links_to_a_page_that_exists_for_its_kind(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A study partition has study assets only: its parent run opens study_report."""
-    monkeypatch.delenv(presentation.DAGSTER_UI_ENV, raising=False)
+    monkeypatch.delenv(settings.DAGSTER_UI_ENV, raising=False)
     from tabs_assets.defs.definitions import defs
 
     assets = {key.path[-1] for key in defs.resolve_asset_graph().get_all_asset_keys()}

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from mlflow.tracking import MlflowClient
 
+from tabs_assets import settings
 from tabs_assets.cli.main import main
 from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.graph.nodes import entry_address
@@ -124,7 +125,7 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
     assert stored == {p for p in figures if p.suffix == ".png"}
 
     # Dagster metadata: words, rounded metrics, small previews, today's MLflow URL.
-    monkeypatch.setenv(presentation.MLFLOW_UI_ENV, "http://mlflow.example:8080")
+    monkeypatch.setenv(settings.MLFLOW_UI_ENV, "http://mlflow.example:8080")
     rerun = materialize_partition(shift)
     meta = materialization_metadata(rerun)
     assert {m["cache"] for m in meta.values()} == {"hit"}
@@ -144,11 +145,11 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
 
 def _hold_lock(lock: Path) -> subprocess.Popen:
     code = (
-        "import os, sys, time\n"
-        "from filelock import FileLock\n"
-        f"lock = FileLock({str(lock)!r})\n"
-        "lock.acquire()\n"
-        f"open({str(lock) + '.holder'!r}, 'w').write(f'pid {{os.getpid()}} (test holder)')\n"
+        "import time\n"
+        "from pathlib import Path\n"
+        "from tabs_assets.locks import HeldLock\n"
+        f"lock = HeldLock(Path({str(lock)!r}))\n"  # kept: a collected lock is released
+        "lock.acquire(None, note={'by': 'test holder'})\n"
         "print('held', flush=True)\n"
         "time.sleep(300)\n"
     )
@@ -160,7 +161,7 @@ def _hold_lock(lock: Path) -> subprocess.Popen:
 def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
     register, project_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(tracking.LOCK_TIMEOUT_ENV, "2")
+    monkeypatch.setenv(settings.MLFLOW_LOCK_TIMEOUT_ENV, "2")
     store_root = project_env["store"]
     key = register("locked", {"dataset.n_points": 3000})
     holder = _hold_lock(Path(str(store_root / "mlflow.db") + ".lock"))
@@ -228,7 +229,7 @@ def test_sensor_skips_the_example_studies_unless_asked(
     from dagster import build_sensor_context
 
     from tabs_assets.defs.resources import StoreResource
-    from tabs_assets.defs.sensors import SENSOR_STUDIES_ENV, experiments_sensor
+    from tabs_assets.defs.sensors import experiments_sensor
 
     examples = project_env["experiments"] / "studies"
     examples.mkdir()
@@ -240,7 +241,7 @@ def test_sensor_skips_the_example_studies_unless_asked(
         result = experiments_sensor(context)
     [request] = result.dynamic_partitions_requests
     assert [k.split("-")[0] for k in request.partition_keys] == ["mine"]
-    monkeypatch.setenv(SENSOR_STUDIES_ENV, "1")
+    monkeypatch.setenv(settings.SENSOR_STUDIES_ENV, "1")
     with build_sensor_context(
         instance=instance, resources=resources, cursor=result.cursor
     ) as context:

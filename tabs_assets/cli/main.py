@@ -40,12 +40,14 @@ def _fail(message: str) -> None:
 
 
 class _Main(click.Group):
-    """A store that cannot be written or a lock held too long: a message, never a traceback."""
+    """A store that cannot be written, a lock held too long, a bad setting: a message, never a
+    traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            settings.check()
             return super().invoke(ctx)
-        except StoreError as error:
+        except (StoreError, settings.SettingError) as error:
             _fail(str(error))
 
 

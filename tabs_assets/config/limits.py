@@ -8,9 +8,9 @@ Raise a limit with the environment variables below (README, "Limits").
 """
 
 import itertools
-import os
 from dataclasses import dataclass
 
+from tabs_assets import settings
 from tabs_assets.config.datasets import (
     CakeOnSeaConfig,
     ForestCoverConfig,
@@ -20,12 +20,8 @@ from tabs_assets.config.datasets import (
 )
 from tabs_assets.config.experiment import ExperimentConfig
 
-MAX_MEMORY_GB_ENV = "TABS_ASSETS_MAX_MEMORY_GB"
-MAX_WORK_ENV = "TABS_ASSETS_MAX_WORK"
-DEFAULT_MAX_MEMORY_GB = 32.0
-# Multiply-adds. Measured: the shipped studies need at most ~1e14 (and ~1 GB), the full
-# forest cover data with the default models ~5e12 (and ~2 GB).
-DEFAULT_MAX_WORK = 1e16
+# Work is in multiply-adds. Measured: the shipped studies need at most ~1e14 (and ~1 GB), the
+# full forest cover data with the default models ~5e12 (and ~2 GB); settings.py has the limits.
 # Larger steps than these only overflow (the data is standardised: unit scale).
 MAX_STEP_SIZE = 1e3
 MAX_SHIFT = 1e6
@@ -61,25 +57,6 @@ class Estimate:
     @property
     def total_work(self) -> float:
         return sum(self.work.values())
-
-
-def max_memory_gb() -> float:
-    return _env_float(MAX_MEMORY_GB_ENV, DEFAULT_MAX_MEMORY_GB)
-
-
-def max_work() -> float:
-    return _env_float(MAX_WORK_ENV, DEFAULT_MAX_WORK)
-
-
-def _env_float(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 def data_shape(config: ExperimentConfig) -> tuple[int, int, int] | None:
@@ -215,18 +192,19 @@ def resource_problems(
         return problems
     result = estimate(config, *shape)
     size = f"{shape[0]:.3g} rows x {shape[1]} features"
-    if result.memory_gb > max_memory_gb():
+    if result.memory_gb > settings.max_memory_gb():
         (what, key), part = max(result.memory.items(), key=lambda item: item[1])
         problems.append(
             f"{key}: the config needs about {result.memory_gb:.3g} GB of memory (largest part, "
-            f"{what}: {part / BYTES_PER_GB:.3g} GB; {size}); the limit is {max_memory_gb():g} GB "
-            f"(raise it with {MAX_MEMORY_GB_ENV})"
+            f"{what}: {part / BYTES_PER_GB:.3g} GB; {size}); the limit is "
+            f"{settings.max_memory_gb():g} GB "
+            f"(raise it with {settings.MAX_MEMORY_GB_ENV})"
         )
-    if result.total_work > max_work():
+    if result.total_work > settings.max_work():
         (what, key), part = max(result.work.items(), key=lambda item: item[1])
         problems.append(
             f"{key}: the config needs about {result.total_work:.3g} multiply-adds (largest "
-            f"part, {what}: {part:.3g}; {size}); the limit is {max_work():.3g} "
-            f"(raise it with {MAX_WORK_ENV})"
+            f"part, {what}: {part:.3g}; {size}); the limit is {settings.max_work():.3g} "
+            f"(raise it with {settings.MAX_WORK_ENV})"
         )
     return problems

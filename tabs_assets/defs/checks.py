@@ -20,7 +20,6 @@ Importing this module imports no torch, lightning or mlflow.
 
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, PreviewWarning
 
+from tabs_assets import settings
 from tabs_assets.config.experiment import OVER_STEPS_BEFORE, OVER_VALID_PATHS, ExperimentConfig
 from tabs_assets.defs.partitions import config_partitions
 from tabs_assets.graph.nodes import entry_address
@@ -39,10 +39,6 @@ from tabs_assets.store.entries import MANIFEST, Store, StoreEntry, StoreError
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def.*")
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*AssetCheckSpec.*")
 
-ACCURACY_MARGIN_ENV = "TABS_ASSETS_CHECK_ACCURACY_MARGIN"
-MAX_ROUND_TRIP_ENV = "TABS_ASSETS_CHECK_MAX_ROUND_TRIP"
-DEFAULT_ACCURACY_MARGIN = 0.05
-DEFAULT_MAX_ROUND_TRIP = 1e-3
 MODEL_META = "model.json"  # science.models.trained.META_FILE (not imported: it pulls in torch)
 PATHS_TENSORS = "paths.safetensors"  # science.explainers.TENSORS_FILE (idem)
 
@@ -53,11 +49,6 @@ class CheckOutcome(NamedTuple):
     passed: bool
     severity: str  # "ERROR" (blocks downstream when the check is blocking) or "WARN"
     message: str
-
-
-def _float_env(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
 
 
 def _metrics(entry: Path) -> dict[str, Any]:
@@ -75,7 +66,7 @@ def _finite(value: Any) -> bool:
 
 def classifier_above_chance(entry: Path) -> CheckOutcome:
     """Test accuracy > majority-class rate of the test split + margin."""
-    margin = _float_env(ACCURACY_MARGIN_ENV, DEFAULT_ACCURACY_MARGIN)
+    margin = settings.check_accuracy_margin()
     accuracy = _metrics(entry).get("test_accuracy")
     matrix = json.loads((entry / MODEL_META).read_text())["test_metrics"]["confusion_matrix"]
     per_class = [sum(row) for row in matrix]  # rows: true classes
@@ -91,7 +82,7 @@ def classifier_above_chance(entry: Path) -> CheckOutcome:
 
 def flow_sound(entry: Path) -> CheckOutcome:
     """A NICE: finite test NLL and round trip error <= tolerance; an AE/VAE: finite test MSE."""
-    tolerance = _float_env(MAX_ROUND_TRIP_ENV, DEFAULT_MAX_ROUND_TRIP)
+    tolerance = settings.check_max_round_trip()
     metrics = _metrics(entry)
     problems, facts = [], []
     if "test_round_trip_error" in metrics:
@@ -175,16 +166,17 @@ CHECKS = (
         "classifier",
         classifier_above_chance,
         True,
-        f"Test accuracy above the majority-class rate + ${ACCURACY_MARGIN_ENV} (default "
-        f"{DEFAULT_ACCURACY_MARGIN}); explanations of a chance-level classifier mean nothing.",
+        f"Test accuracy above the majority-class rate + ${settings.ACCURACY_MARGIN_ENV} (default "
+        f"{settings.DEFAULT_ACCURACY_MARGIN}); explanations of a chance-level classifier mean "
+        "nothing.",
     ),
     CheckSpec(
         "flow_sound",
         "generative_model",
         flow_sound,
         True,
-        f"NICE: finite test NLL, round trip error <= ${MAX_ROUND_TRIP_ENV} (default "
-        f"{DEFAULT_MAX_ROUND_TRIP}); AE/VAE: finite test MSE.",
+        f"NICE: finite test NLL, round trip error <= ${settings.MAX_ROUND_TRIP_ENV} (default "
+        f"{settings.DEFAULT_MAX_ROUND_TRIP}); AE/VAE: finite test MSE.",
     ),
     CheckSpec(
         "flow_sound",
@@ -228,8 +220,8 @@ def _evaluate(spec: CheckSpec, entry: Path) -> CheckOutcome:
 def check_settings() -> dict[str, float]:
     """The thresholds the rules read today: a stored outcome is reused only under the same."""
     return {
-        "accuracy_margin": _float_env(ACCURACY_MARGIN_ENV, DEFAULT_ACCURACY_MARGIN),
-        "max_round_trip": _float_env(MAX_ROUND_TRIP_ENV, DEFAULT_MAX_ROUND_TRIP),
+        "accuracy_margin": settings.check_accuracy_margin(),
+        "max_round_trip": settings.check_max_round_trip(),
     }
 
 

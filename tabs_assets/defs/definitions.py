@@ -23,6 +23,7 @@ from tabs_assets.tracking.resource import TrackingResource
 
 # `dagster asset materialize` in a terminal without DAGSTER_HOME: a message, not a traceback.
 settings.exit_if_dagster_cli_without_home()
+settings.check()  # a bad TABS_ASSETS_* value: one clear error when the code location loads
 
 CONFIG_ASSETS = [
     dataset,

@@ -6,26 +6,12 @@ workers read the same variables through ``deploy/celery.yaml``. dagster_celery i
 when the Celery executor is selected, so loading the definitions stays fast.
 """
 
-import os
-
 from dagster import ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from tabs_assets import settings
 
-CELERY_BROKER_ENV = "TABS_ASSETS_CELERY_BROKER"
-CELERY_BACKEND_ENV = "TABS_ASSETS_CELERY_BACKEND"
-TRAINING_QUEUE_ENV = "TABS_ASSETS_TRAINING_QUEUE"
-DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
 # The op tag dagster-celery reads to pick a step's Celery queue (dagster_celery.tags).
 CELERY_QUEUE_TAG = "dagster-celery/queue"
-
-
-def celery_broker() -> str:
-    return os.environ.get(CELERY_BROKER_ENV) or DEFAULT_CELERY_URL
-
-
-def celery_backend() -> str:
-    return os.environ.get(CELERY_BACKEND_ENV) or celery_broker()
 
 
 # Marks the steps that train (training assets, study shards): the Slurm executor gives their
@@ -37,7 +23,7 @@ def training_op_tags() -> dict[str, str]:
     """Op tags of the training steps: the training mark, and their Celery queue when
     $TABS_ASSETS_TRAINING_QUEUE is set (workers on GPU machines listen on it with ``-q``);
     otherwise the default queue."""
-    queue = os.environ.get(TRAINING_QUEUE_ENV)
+    queue = settings.training_queue()
     return {TRAINING_TAG: "true", **({CELERY_QUEUE_TAG: queue} if queue else {})}
 
 
@@ -54,7 +40,8 @@ def selected_executor(name: str | None = None) -> ExecutorDefinition:
         from dagster_celery import celery_executor
 
         return celery_executor.configured(
-            {"broker": celery_broker(), "backend": celery_backend()}, name="celery"
+            {"broker": settings.celery_broker(), "backend": settings.celery_backend()},
+            name="celery",
         )
     if name == "slurm":
         from tabs_assets.defs.slurm import slurm_executor

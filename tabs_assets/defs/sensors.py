@@ -8,7 +8,6 @@ them too; ``tabs-assets register experiments/studies/X.yaml`` registers one by h
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
@@ -19,7 +18,6 @@ from tabs_assets.defs.partitions import config_partitions, study_partitions
 from tabs_assets.defs.resources import StoreResource
 from tabs_assets.registry.registration import Registered, register_file, yaml_files
 
-SENSOR_STUDIES_ENV = "TABS_ASSETS_SENSOR_STUDIES"
 EXAMPLE_STUDIES_DIR = "studies"
 
 
@@ -27,7 +25,7 @@ def watched_files() -> list[Path]:
     """The YAML files the sensor registers: the watched folder minus ``studies/`` (opt in)."""
     root = settings.experiments_dir()
     files = yaml_files([root]) if root.is_dir() else []
-    if os.environ.get(SENSOR_STUDIES_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+    if settings.sensor_registers_studies():
         return files
     return [p for p in files if p.relative_to(root).parts[0] != EXAMPLE_STUDIES_DIR]
 

@@ -25,7 +25,6 @@ Dagster already has for running one step elsewhere needs no pickling and no seco
   pool slot, so a rerun reuses everything stored and waits for nothing.
 """
 
-import os
 import re
 import shlex
 import shutil
@@ -68,7 +67,6 @@ from tabs_assets.graph.nodes import NODES, entry_address, study_store_key
 from tabs_assets.registry.records import Registry, UnknownPartitionError
 from tabs_assets.store.entries import Store, StoreError
 
-SLURM_CONFIG_ENV = "TABS_ASSETS_SLURM_CONFIG"
 DEPLOY_FILE = Path("deploy") / "slurm.yaml"
 JOB_ENTRY = "tabs_assets.defs.slurm_job"
 HEALTH_CHECK_S = 5
@@ -112,9 +110,9 @@ class SlurmError(RuntimeError):
 
 def deployment_layer() -> tuple[str, SlurmSettings]:
     """$TABS_ASSETS_SLURM_CONFIG, else deploy/slurm.yaml of the checkout (optional)."""
-    explicit = os.environ.get(SLURM_CONFIG_ENV)
-    path = Path(explicit) if explicit else settings.project_root() / DEPLOY_FILE
-    if not explicit and not path.is_file():
+    default = settings.project_root() / DEPLOY_FILE
+    path = settings.slurm_config_file(default)
+    if path == default and not path.is_file():
         return "the built-in defaults", SlurmSettings()
     try:
         data = read_yaml(path)

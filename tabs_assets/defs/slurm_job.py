@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dagster._core.errors import DagsterExecutionInterruptedError
 
-IN_JOB_ENV = "TABS_ASSETS_IN_SLURM_JOB"
+from tabs_assets import settings
 
 
 def _children(pid: int) -> list[int]:
@@ -47,14 +47,14 @@ def ended_quietly_by_slurm() -> Iterator[None]:
     try:
         yield
     except DagsterExecutionInterruptedError:
-        if os.environ.get(IN_JOB_ENV):
+        if settings.in_slurm_job():
             _kill_descendants(os.getpid())
             os._exit(128 + signal.SIGTERM)
         raise
 
 
 if __name__ == "__main__":
-    os.environ[IN_JOB_ENV] = "1"
+    os.environ[settings.IN_SLURM_JOB_ENV] = "1"
     from dagster._cli import main
 
     main()

@@ -4,23 +4,12 @@ passes.
 """
 
 import math
-import os
 import stat
 
+from tabs_assets import settings
 from tabs_assets.config.datasets import TabularFileConfig
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.limits import resource_problems
-
-MAX_DATA_FILE_GB_ENV = "TABS_ASSETS_MAX_DATA_FILE_GB"
-DEFAULT_MAX_DATA_FILE_GB = 2.0
-
-
-def max_data_file_bytes() -> float:
-    try:
-        value = float(os.environ.get(MAX_DATA_FILE_GB_ENV, "") or DEFAULT_MAX_DATA_FILE_GB)
-    except ValueError:
-        value = DEFAULT_MAX_DATA_FILE_GB
-    return (value if value > 0 else DEFAULT_MAX_DATA_FILE_GB) * 1e9
 
 
 def min_rows_per_class(config: TabularFileConfig) -> int:
@@ -70,10 +59,11 @@ def data_file_problems(
         known = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES)
         return [f"{where}: {path} is not a known type; use one of {known}"], None
     size = status.st_size
-    if size > max_data_file_bytes():
+    if size > settings.max_data_file_bytes():
         return [
             f"{where}: {path} has {size / 1e9:.3g} GB; the limit is "
-            f"{max_data_file_bytes() / 1e9:g} GB (raise it with {MAX_DATA_FILE_GB_ENV})"
+            f"{settings.max_data_file_bytes() / 1e9:g} GB "
+            f"(raise it with {settings.MAX_DATA_FILE_GB_ENV})"
         ], None
     try:
         data = load_tabular_file(config.model_copy(update={"path": path}))

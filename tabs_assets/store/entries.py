@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from tabs_assets import settings
 from tabs_assets.config.hashing import file_sha256
 from tabs_assets.files import TEMP_PREFIX, fsync_path, umask, write_file_durably
 from tabs_assets.locks import HeldLock, LockBusy
@@ -47,7 +48,6 @@ _KNOWN_NEIGHBOURS = {
     "mlflow.db": "MLflow's database",
     "raw": "downloaded raw data",
 }
-LOCK_TIMEOUT_ENV = "TABS_ASSETS_LOCK_TIMEOUT"
 # A waiter gives up after this long: long enough for any single training of the studies here,
 # short enough that a stuck holder is noticed. Failing is harmless: the holder goes on, publishes,
 # and a rerun is a cache hit.
@@ -86,12 +86,6 @@ def unwritable(error: OSError, what: str, path: Path) -> StoreError:
 
 def is_unwritable(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _UNWRITABLE
-
-
-def lock_timeout_s() -> float:
-    """Seconds a process waits for a key lock before failing ($TABS_ASSETS_LOCK_TIMEOUT)."""
-    value = os.environ.get(LOCK_TIMEOUT_ENV)
-    return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
 
 
 def normalize_permissions(directory: Path) -> None:
@@ -198,7 +192,7 @@ class Store:
         lock and its holder (``<key>.lock.holder``, see tabs_assets.locks).
         """
         path = self.lock_path(asset, key)
-        timeout = lock_timeout_s() if timeout_s is None else timeout_s
+        timeout = settings.lock_timeout_s() if timeout_s is None else timeout_s
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not os.access(path.parent, os.W_OK):  # a lock file cannot be opened for writing
@@ -214,7 +208,8 @@ class Store:
             raise LockTimeoutError(
                 f"lock {path} not acquired within {timeout:g} s: it is held by "
                 f"{busy.holder}. That process is computing {asset}/{key}; "
-                f"wait for it, or stop it if it hangs, or raise ${LOCK_TIMEOUT_ENV} (seconds)."
+                f"wait for it, or stop it if it hangs, or raise ${settings.LOCK_TIMEOUT_ENV} "
+                "(seconds)."
             ) from None
         try:
             yield

@@ -50,8 +50,7 @@ DAGSTER_ASSET_TAG = f"{TAG_PREFIX}dagster_asset_url"
 RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: setting it renames an existing run
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3: opens the model-training view
 EXPERIMENT_KIND = "custom_model_development"  # (not "genai_development")
-LOCK_TIMEOUT_ENV = "TABS_ASSETS_MLFLOW_LOCK_TIMEOUT"
-DEFAULT_LOCK_TIMEOUT = 30.0
+LOCK_TIMEOUT_ENV = settings.MLFLOW_LOCK_TIMEOUT_ENV
 STALE_RUNNING_SECONDS = 3600  # a tracking server's RUNNING child older than this is dead
 _MAX_PARAM_LENGTH = 6000
 MANIFEST = "manifest.json"
@@ -189,10 +188,7 @@ _SESSIONS: dict[tuple[str, str], Session] = {}
 
 def lock_timeout() -> float:
     """Seconds to wait for the SQLite tracking lock ($TABS_ASSETS_MLFLOW_LOCK_TIMEOUT, 30)."""
-    try:
-        return float(os.environ.get(LOCK_TIMEOUT_ENV) or DEFAULT_LOCK_TIMEOUT)
-    except ValueError:
-        return DEFAULT_LOCK_TIMEOUT
+    return settings.mlflow_lock_timeout_s()
 
 
 def _manifest_of(artifacts: Sequence[Path]) -> tuple[Path | None, dict[str, Any]]:
@@ -265,7 +261,7 @@ class TrackingResource(ConfigurableResource):
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """The run's page: at ``ui_url``, else $TABS_ASSETS_MLFLOW_UI_URL, else the server."""
         ui_url = self.ui_url
-        if not ui_url and self._is_server() and not os.environ.get(presentation.MLFLOW_UI_ENV):
+        if not ui_url and self._is_server() and not settings.mlflow_ui_url():
             ui_url = self.resolved_uri()
         return presentation.mlflow_run_url(experiment_id, run_id, ui_url)
 

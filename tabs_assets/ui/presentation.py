@@ -11,21 +11,20 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
-MLFLOW_UI_ENV = "TABS_ASSETS_MLFLOW_UI_URL"
-DAGSTER_UI_ENV = "TABS_ASSETS_DAGSTER_UI_URL"
+from tabs_assets import settings
+
 DEFAULT_MLFLOW_UI = "http://127.0.0.1:5000"
-DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
 
 
 def mlflow_ui_url() -> str:
     """$TABS_ASSETS_MLFLOW_UI_URL, else an http(s) $MLFLOW_TRACKING_URI, else port 5000."""
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
     default = tracking if tracking.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI
-    return (os.environ.get(MLFLOW_UI_ENV) or default).rstrip("/")
+    return settings.mlflow_ui_url() or default.rstrip("/")
 
 
 def dagster_ui_url() -> str:
-    return (os.environ.get(DAGSTER_UI_ENV) or DEFAULT_DAGSTER_UI).rstrip("/")
+    return settings.dagster_ui_url()
 
 
 # MLflow 3's UI opens an experiment's pages in its GenAI layout (traces, sessions) unless the
