@@ -38,6 +38,10 @@ class BaseExplainerConfig(StrictModel):
     works_in_latent_space: ClassVar[bool] = True
     """The search moves latents z that are decoded to points; False: it moves the points."""
 
+    # Every explainer takes n_steps steps of some size (register's limits read both).
+    n_steps: int = Field(99, ge=1, description="M; the path has M + 1 points")
+    step_size: float = Field(0.01, gt=0, description="eta (sgd) or the learning rate (adam)")
+
 
 def _descent_label(method: str, distance_weight: float) -> str:
     """Short readable name for reports: method+l1(lambda_d) when there is a distance term."""
@@ -48,8 +52,6 @@ class LatentShiftConfig(BaseExplainerConfig):
     """One gradient at z0 = E(x); z_i = z0 - i * step_size * g."""
 
     method: Literal["latent_shift"] = "latent_shift"
-    step_size: float = Field(0.01, gt=0, description="eta")
-    n_steps: int = Field(99, ge=1, description="M; the path has M + 1 points")
     normalize_gradient: bool = False
     threshold_search: ThresholdSearchConfig | None = None
     source: SourceMode = "initial"
@@ -63,8 +65,6 @@ class ReviseConfig(BaseExplainerConfig):
     """Gradient descent in latent space with an L1 distance term to the input."""
 
     method: Literal["revise"] = "revise"
-    step_size: float = Field(0.01, gt=0, description="eta for sgd; lr for adam")
-    n_steps: int = Field(99, ge=1)
     distance_weight: float = Field(
         0.0, ge=0, description="lambda_d on the distance term of Dec(z) - x"
     )
@@ -86,8 +86,6 @@ class WachterConfig(BaseExplainerConfig):
     works_in_latent_space: ClassVar[bool] = False
 
     method: Literal["wachter"] = "wachter"
-    step_size: float = Field(0.01, gt=0)
-    n_steps: int = Field(99, ge=1)
     distance_weight: float = Field(0.0, ge=0)
     distance: DistanceKind = Field("smooth_l1", description=DISTANCE_DESCRIPTION)
     distance_scale: float = Field(0.03, gt=0, description=DISTANCE_SCALE_DESCRIPTION)
