@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
+from tabs_assets import settings
 from tabs_assets.cli.main import main
 from tabs_assets.defs import checks
 from tabs_assets.registry.records import Registry
@@ -41,7 +42,7 @@ def test_classifier_check_compares_with_the_majority_class_rate(
     assert "majority-class rate 0.6000 + margin 0.05" in untrained.message
     assert checks.classifier_above_chance(_classifier(tmp_path / "b", 0.64)).passed is False
     assert checks.classifier_above_chance(_classifier(tmp_path / "c", 0.66)).passed is True
-    monkeypatch.setenv(checks.ACCURACY_MARGIN_ENV, "0.3")
+    monkeypatch.setenv(settings.ACCURACY_MARGIN_ENV, "0.3")
     assert checks.classifier_above_chance(_classifier(tmp_path / "d", 0.8)).passed is False
 
 
@@ -127,7 +128,7 @@ def test_checks_pass_on_a_real_run_and_a_failed_blocking_check_stops_downstream(
     assert {name: outcome.passed for name, outcome in results.items()} == dict.fromkeys(names, True)
 
     # A classifier no better than chance (here: an impossible margin) blocks everything after it.
-    monkeypatch.setenv(checks.ACCURACY_MARGIN_ENV, "1.0")
+    monkeypatch.setenv(settings.ACCURACY_MARGIN_ENV, "1.0")
     blocked = _run(key)
     assert not blocked.success
     assert _evaluations(blocked)["classifier:accuracy_above_chance"] is False
