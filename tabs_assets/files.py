@@ -6,6 +6,7 @@ so each may import it.
 
 import errno
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -57,3 +58,28 @@ def write_file_durably(path: Path, text: str, durable: bool = True) -> None:
         raise
     if durable:
         fsync_path(path.parent)
+
+
+def normalize_permissions(directory: Path) -> None:
+    """Give every file and folder under ``directory`` the permissions the umask allows.
+
+    safetensors and tempfile create 0600 files; every store file should be like the others.
+    """
+    mask = umask()
+    for path in [directory, *directory.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = 0o777 if path.is_dir() else 0o666
+        if stat.S_IMODE(path.stat().st_mode) != mode & ~mask:
+            os.chmod(path, mode & ~mask)
+
+
+def fsync_tree(directory: Path) -> None:
+    """fsync every file, then every directory (deepest first) under ``directory``."""
+    paths = [p for p in directory.rglob("*") if not p.is_symlink()]
+    for path in paths:
+        if path.is_file():
+            fsync_path(path)
+    for path in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
+        fsync_path(path)
+    fsync_path(directory)

@@ -6,6 +6,7 @@ so whoever waits too long can be told whom they wait for. The note is informatio
 atomically without fsync, removed before the lock is released, never trusted for exclusion.
 """
 
+import fcntl
 import json
 import os
 import socket
@@ -103,3 +104,26 @@ class HeldLock:
             yield
         finally:
             self.release()
+
+
+def locks_problem(directory: Path) -> str | None:
+    """Why OS file locks do not exclude each other in ``directory`` (None: they do).
+
+    Probed with two open files, as two processes would hold them (a flock belongs to an open
+    file, not to a process); a filesystem without lock support fails or grants both.
+    """
+    probe = directory / f".probe-{socket.gethostname()}-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        with probe.open("w") as first, probe.open("w") as second:
+            fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(second, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None  # excluded, as it must be
+            return "a second lock on a locked file was granted"
+    except OSError as error:
+        return f"locking failed: {error.strerror or error}"
+    finally:
+        with suppress(OSError):
+            probe.unlink()

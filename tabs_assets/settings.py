@@ -44,6 +44,9 @@ EXECUTORS = ("in_process", "multiprocess", "celery", "slurm")
 DEFAULT_EXECUTOR = "in_process"
 DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DAGSTER_UI = "http://127.0.0.1:3000"
+# A waiter gives up after this long: long enough for any single training of the studies here,
+# short enough that a stuck holder is noticed. Failing is harmless: the holder goes on, publishes,
+# and a rerun is a cache hit.
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
 DEFAULT_MLFLOW_LOCK_TIMEOUT_S = 30.0
 DEFAULT_MAX_MEMORY_GB = 32.0

@@ -25,7 +25,8 @@ from filelock import FileLock
 
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
-from tabs_assets.store.entries import LOCK_DIR, Store
+from tabs_assets.store.entries import Store
+from tabs_assets.store.key_locks import LOCK_DIR
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
 from tabs_assets_tests.services import (
     BIN,

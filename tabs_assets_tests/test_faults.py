@@ -18,7 +18,9 @@ from click.testing import CliRunner
 from tabs_assets.cli.main import main
 from tabs_assets.graph.nodes import entry_address, study_store_key
 from tabs_assets.registry.records import Registry
-from tabs_assets.store.entries import LockTimeoutError, Store
+from tabs_assets.store.entries import Store
+from tabs_assets.store.errors import LockTimeoutError
+from tabs_assets.store.gc import gc_apply, gc_plan
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, text_payload
 
 
@@ -163,10 +165,10 @@ def test_gc_never_follows_a_symlink_out_of_the_root(tmp_path: Path) -> None:
     store.write("thing", "drop", text_payload("b"), {}, {})
     (root / "linked_asset").symlink_to(outside, target_is_directory=True)
     (root / "thing" / "linked_entry").symlink_to(outside / "k1", target_is_directory=True)
-    plan = store.gc_plan(set(), {"thing", "linked_asset"}, min_temp_age_s=0)
+    plan = gc_plan(store, set(), {"thing", "linked_asset"}, min_temp_age_s=0)
     assert [item.path.name for item in plan.remove] == ["drop"]
     assert {item.path.name for item in plan.skipped} == {"linked_asset", "linked_entry"}
-    store.gc_apply(plan)
+    gc_apply(store, plan)
     assert (outside / "precious.txt").read_text() == "keep me" and (outside / "k1").is_dir()
     assert (root / "linked_asset").is_symlink() and (root / "thing" / "linked_entry").is_symlink()
 
@@ -195,7 +197,7 @@ def test_read_only_or_full_store_gives_a_message_not_a_traceback(
     import errno
 
     from tabs_assets.registry import records as registry_module
-    from tabs_assets.store.entries import StoreError
+    from tabs_assets.store.errors import StoreError
 
     register("ro", {"dataset.kind": "sklearn", "dataset.name": "iris"})
     store = Store(project_env["store"])
@@ -234,7 +236,7 @@ def test_lock_timeout_names_the_holder(tmp_path: Path) -> None:
     holder = """
 import sys, time
 from tabs_assets.store.entries import Store
-with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}):
+with Store(sys.argv[1]).locks.hold("thing", "k1", holder_info={"partition_key": "p-1"}):
     print("locked", flush=True)
     time.sleep(30)
 """
@@ -246,7 +248,7 @@ with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}
         started = time.perf_counter()
         with (
             pytest.raises(LockTimeoutError) as caught,
-            Store(tmp_path).lock("thing", "k1", timeout_s=0.5),
+            Store(tmp_path).locks.hold("thing", "k1", timeout_s=0.5),
         ):
             pass
         assert time.perf_counter() - started < 5

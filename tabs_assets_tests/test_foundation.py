@@ -170,7 +170,7 @@ def test_two_processes_materializing_one_key_compute_it_once(project_env, tmp_pa
     store = Store(project_env["store"])
     config = Registry(project_env["store"]).config(key)
     dataset_key = graph.store_key("dataset", config)
-    with store.lock("dataset", dataset_key):  # hold the key until both processes wait on it
+    with store.locks.hold("dataset", dataset_key):  # hold the key until both processes wait on it
         processes = [_dagster_materialize(key, home, project_env["store"]) for home in homes]
         outputs = ["", ""]
         deadline = time.time() + 120

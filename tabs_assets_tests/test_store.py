@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tabs_assets.store.entries import (
-    LOCK_DIR,
-    MANIFEST,
-    TEMP_PREFIX,
-    CorruptEntryError,
-    Store,
-    StoreError,
-)
+from tabs_assets.files import TEMP_PREFIX
+from tabs_assets.store.entries import MANIFEST, Store
+from tabs_assets.store.errors import CorruptEntryError, StoreError
+from tabs_assets.store.gc import gc_apply, gc_plan
+from tabs_assets.store.key_locks import LOCK_DIR
 from tabs_assets_tests.conftest import text_payload
 
 
@@ -90,9 +87,9 @@ def test_write_killed_midway_leaves_no_readable_entry(tmp_path: Path) -> None:
     assert not store.entry_path("thing", "k1").exists()
     leftovers = list((tmp_path / "thing").glob(f"{TEMP_PREFIX}*"))
     assert len(leftovers) == 1  # only a temporary directory, which gc removes
-    plan = store.gc_plan(referenced=set(), asset_folders={"thing"}, min_temp_age_s=0)
+    plan = gc_plan(store, referenced=set(), asset_folders={"thing"}, min_temp_age_s=0)
     assert [item.path for item in plan.remove] == leftovers
-    assert store.gc_apply(plan) == [] and not leftovers[0].exists()
+    assert gc_apply(store, plan) == [] and not leftovers[0].exists()
 
 
 def test_lock_serialises_processes(tmp_path: Path) -> None:
@@ -100,7 +97,7 @@ def test_lock_serialises_processes(tmp_path: Path) -> None:
     holder = """
 import sys, time
 from tabs_assets.store.entries import Store
-with Store(sys.argv[1]).lock("thing", "k1"):
+with Store(sys.argv[1]).locks.hold("thing", "k1"):
     print("locked", flush=True)
     time.sleep(1.0)
 """
@@ -110,7 +107,7 @@ with Store(sys.argv[1]).lock("thing", "k1"):
     assert process.stdout.readline().strip() == "locked"
     waited = []
     started = time.perf_counter()
-    with store.lock("thing", "k1", on_wait=lambda: waited.append(True)):
+    with store.locks.hold("thing", "k1", on_wait=lambda: waited.append(True)):
         elapsed = time.perf_counter() - started
     process.wait()
     assert waited == [True]
@@ -130,10 +127,10 @@ def test_gc_removes_only_unreferenced(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.write("thing", "keep", text_payload("a"), {}, {})
     store.write("thing", "drop", text_payload("b"), {}, {})
-    plan = store.gc_plan({("thing", "keep")}, asset_folders={"thing"})
+    plan = gc_plan(store, {("thing", "keep")}, asset_folders={"thing"})
     assert [item.path.name for item in plan.remove] == ["drop"]
     assert store.entry_path("thing", "drop").exists()  # planning changes nothing
-    store.gc_apply(plan)
+    gc_apply(store, plan)
     assert [e.key for e in store.entries()] == ["keep"]
     assert os.listdir(tmp_path / "thing") == ["keep"]
 
@@ -168,7 +165,7 @@ def test_find_checks_sizes_and_times_and_checksums_what_changed(tmp_path: Path) 
 
 
 def test_check_locks_passes_where_locks_exclude_each_other(tmp_path: Path) -> None:
-    Store(tmp_path).check_locks()
+    Store(tmp_path).locks.check()
     assert not list((tmp_path / LOCK_DIR).iterdir())  # the probe file is gone
 
 
@@ -182,4 +179,4 @@ def test_check_locks_names_a_filesystem_without_working_locks(
 
     monkeypatch.setattr(fcntl, "flock", flock)
     with pytest.raises(StoreError, match="file locks do not work on the store's filesystem"):
-        Store(tmp_path).check_locks()
+        Store(tmp_path).locks.check()

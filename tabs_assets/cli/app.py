@@ -9,7 +9,8 @@ import click
 
 from tabs_assets import settings
 from tabs_assets.registry.records import Registry
-from tabs_assets.store.entries import Store, StoreError
+from tabs_assets.store.entries import Store
+from tabs_assets.store.errors import StoreError
 
 
 def open_store() -> Store:

@@ -14,7 +14,7 @@ from tabs_assets.config.loading import (
 )
 from tabs_assets.graph.nodes import NODES, entry_address
 from tabs_assets.registry.records import UnknownPartitionError
-from tabs_assets.store.entries import StoreError
+from tabs_assets.store.errors import StoreError
 
 
 @main.group()

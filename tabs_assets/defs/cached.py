@@ -235,7 +235,7 @@ def materialize_cached(
     def log_wait() -> None:
         scope.log.info(f"{target.asset}: waiting for another process computing {target.key}")
 
-    with store.lock(target.store_name, target.key, on_wait=log_wait):
+    with store.locks.hold(target.store_name, target.key, on_wait=log_wait):
         entry = None if forced else store.find(target.store_name, target.key)
         if entry is not None:
             return Cached(entry, "hit (computed meanwhile by another process)")

@@ -33,7 +33,8 @@ from tabs_assets import settings
 from tabs_assets.config.experiment import OVER_STEPS_BEFORE, OVER_VALID_PATHS, ExperimentConfig
 from tabs_assets.defs.partitions import config_partitions
 from tabs_assets.graph.nodes import entry_address
-from tabs_assets.store.entries import MANIFEST, Store, StoreEntry, StoreError
+from tabs_assets.store.entries import MANIFEST, Store, StoreEntry
+from tabs_assets.store.errors import StoreError
 
 # A check per config partition (each config's entries differ); Dagster marks this as preview.
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def.*")

@@ -14,7 +14,8 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext, Resource
 
 from tabs_assets.defs.resources import StoreResource
 from tabs_assets.graph.nodes import STUDY_ROOTS, entry_address, study_store_key
-from tabs_assets.store.entries import CorruptEntryError, Store
+from tabs_assets.store.entries import Store
+from tabs_assets.store.errors import CorruptEntryError
 
 
 class MissingUpstreamError(RuntimeError):

@@ -65,7 +65,8 @@ from tabs_assets.defs.executors import TRAINING_TAG
 from tabs_assets.defs.resources import FORCE_ALL
 from tabs_assets.graph.nodes import NODES, entry_address, study_store_key
 from tabs_assets.registry.records import Registry, UnknownPartitionError
-from tabs_assets.store.entries import Store, StoreError
+from tabs_assets.store.entries import Store
+from tabs_assets.store.errors import StoreError
 
 DEPLOY_FILE = Path("deploy") / "slurm.yaml"
 JOB_ENTRY = "tabs_assets.defs.slurm_job"
@@ -149,7 +150,7 @@ def run_settings(run_config: dict[str, Any], run: Any) -> ResolvedSlurm:
     launch = parse_layer(run_config, RUN_CONFIG_SOURCE)
     if shutil.which("sbatch") is None:
         raise SlurmError("sbatch is not on PATH: run Dagster where Slurm's commands are")
-    Store(settings.store_root()).check_locks()
+    Store(settings.store_root()).locks.check()
     registry = Registry(settings.store_root())
     partition = partition_layer(registry, run.tags.get("dagster/partition"))
     return resolve([deployment_layer(), partition, (RUN_CONFIG_SOURCE, launch)])

@@ -15,7 +15,8 @@ from tabs_assets.config.experiment import PARTITION_KEY_PATTERN, ExperimentConfi
 from tabs_assets.config.loading import ResolvedConfig, validate_model
 from tabs_assets.config.study import ResolvedStudy, StudyConfig
 from tabs_assets.files import write_file_durably
-from tabs_assets.store.entries import REGISTRY_DIR, is_unwritable, unwritable
+from tabs_assets.store.entries import REGISTRY_DIR
+from tabs_assets.store.errors import is_unwritable, unwritable
 
 
 class UnknownPartitionError(KeyError):

@@ -13,7 +13,8 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.graph.nodes import NODES, STUDY_ROOTS, entry_address, study_store_key
 from tabs_assets.registry.records import BrokenRecord, Registry, RegistryScan
-from tabs_assets.store.entries import GcItem, GcPlan, Store
+from tabs_assets.store.entries import Store
+from tabs_assets.store.gc import GcItem, GcPlan, gc_apply, gc_plan
 
 STUDY_ASSETS = tuple(STUDY_ROOTS)  # study_members, study_table, study_report
 # The store folders gc manages: one per asset result kind; nothing else under the root.
@@ -72,7 +73,8 @@ def collect_garbage(
     """Remove the asset entries no usable registered config or study uses, and the store's
     temporary leftovers; keep broken records' entries and everything that is not the store's."""
     scan = scan_registry(registry)
-    plan = store.gc_plan(
+    plan = gc_plan(
+        store,
         referenced_entries(scan),
         ASSET_FOLDERS,
         min_temp_age_s=min_temp_age_s,
@@ -80,7 +82,7 @@ def collect_garbage(
     )
     report = GcReport(scan, plan)
     if not dry_run:
-        report.failed = store.gc_apply(plan)
+        report.failed = gc_apply(store, plan)
     return report
 
 
