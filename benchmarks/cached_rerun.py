@@ -66,9 +66,10 @@ def main() -> None:
 
     from tabs_assets import settings
     from tabs_assets.defs.definitions import defs
+    from tabs_assets.defs.partitions import add_partitions
     from tabs_assets.defs.runs import materialize_partition
     from tabs_assets.registry.records import Registry
-    from tabs_assets.registry.registration import add_partitions, register_file
+    from tabs_assets.registry.registration import register_file
 
     settings.ensure_dagster_home()
     registered = register_file(Registry(settings.store_root()), args.config)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from tabs_assets.config.loading import resolve_config
+from tabs_assets.defs.partitions import add_partitions
 from tabs_assets.registry.records import Registry
-from tabs_assets.registry.registration import add_partitions, register_file
+from tabs_assets.registry.registration import register_file
 
 REPO = Path(__file__).resolve().parents[1]
 # Small but real: full cake-on-sea pipeline in seconds.

@@ -101,7 +101,8 @@ def test_missing_dagster_partition_is_added_with_a_message(
 def test_gc_keeps_a_registered_studys_entries(project_env: dict[str, Path]) -> None:
     """A study record and its members written as `register` writes them, with crafted entries."""
     from tabs_assets.config.study import expand_study
-    from tabs_assets.registry.registration import add_partitions, register_file
+    from tabs_assets.defs.partitions import add_partitions
+    from tabs_assets.registry.registration import register_file
 
     study_file = project_env["experiments"] / "s.yaml"
     study_file.write_text(

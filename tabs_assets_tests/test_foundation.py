@@ -158,7 +158,8 @@ def _dagster_materialize(key: str, home: Path, store: Path) -> subprocess.Popen:
 
 
 def test_two_processes_materializing_one_key_compute_it_once(project_env, tmp_path) -> None:
-    from tabs_assets.registry.registration import add_partitions, register_file
+    from tabs_assets.defs.partitions import add_partitions
+    from tabs_assets.registry.registration import register_file
 
     path = write_config(project_env["experiments"], "race", SMALL)
     registered = register_file(Registry(project_env["store"]), path)

@@ -12,11 +12,12 @@ from dagster import AssetKey, DagsterInstance
 from tabs_assets.cli.main import main
 from tabs_assets.config.loading import resolve_config
 from tabs_assets.defs.assets.studies import members_changed_since_table
+from tabs_assets.defs.partitions import add_partitions
 from tabs_assets.defs.runs import materialize_partition, run_study
 from tabs_assets.defs.study_run import member_plan, shard_members
 from tabs_assets.graph.nodes import entry_address, study_store_key
 from tabs_assets.registry.records import Registry
-from tabs_assets.registry.registration import add_partitions, register_file
+from tabs_assets.registry.registration import register_file
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
 from tabs_assets_tests.services import service_env, services

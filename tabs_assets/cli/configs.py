@@ -37,9 +37,9 @@ def register(paths: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
 
     Idempotent: registering the same content again changes nothing.
     """
+    from tabs_assets.defs.partitions import add_partitions
     from tabs_assets.registry.registration import (
         Registered,
-        add_partitions,
         record,
         validate_file,
         yaml_files,
@@ -207,7 +207,8 @@ def quickstart() -> None:
     """Register experiments/quickstart.yaml and materialize its whole graph."""
     home = settings.ensure_dagster_home()
     path = settings.project_root() / QUICKSTART_FILE
-    from tabs_assets.registry.registration import add_partitions, register_file
+    from tabs_assets.defs.partitions import add_partitions
+    from tabs_assets.registry.registration import register_file
 
     registered = register_file(open_registry(), path)
     add_partitions(dagster_instance(), registered)
@@ -239,7 +240,7 @@ def unregister_command(targets: tuple[str, ...]) -> None:
     registered on their own. Store entries are never removed (`store gc` does that).
     Works on broken records (a config that no longer validates, garbage JSON).
     """
-    from tabs_assets.defs.partitions import config_partitions, study_partitions
+    from tabs_assets.defs.partitions import config_partitions, remove_partitions, study_partitions
     from tabs_assets.registry.upkeep import resolve_targets, unregister
 
     registry, instance = open_registry(), dagster_instance()
@@ -259,7 +260,8 @@ def unregister_command(targets: tuple[str, ...]) -> None:
                 click.echo(f"removed partition {key} (it had no registry record)")
             continue
         resolved += found
-    done = unregister(registry, resolved, instance)
+    done = unregister(registry, resolved)
+    remove_partitions(instance, done.configs, done.studies)
     for key in done.studies:
         click.echo(f"unregistered study  {key}")
     for key in done.configs:

@@ -43,8 +43,9 @@ def study_run(target: str, shards: int | None, force: tuple[str, ...]) -> None:
 
     The same Dagster run as launching the study partition of the `study` job in the UI.
     """
+    from tabs_assets.defs.partitions import add_partitions
     from tabs_assets.defs.runs import run_problems, run_study
-    from tabs_assets.registry.registration import add_partitions, register_file
+    from tabs_assets.registry.registration import register_file
 
     try:
         shards = shards or settings.study_shards()

@@ -1,6 +1,7 @@
 """Registering files, the workflow: validate a config or study file, run the admission checks
-(``admission.py``), record it in the registry (``registry.py``, the records on disk) and add its
-Dagster partitions. Used by ``tabs-assets register``, the sensor and the tests."""
+(``admission.py``) and record it in the registry (``records.py``, the records on disk). The
+caller adds its Dagster partitions (``defs/partitions.py``). Used by ``tabs-assets register``,
+the sensor and the tests."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,21 +88,6 @@ def record(registry: Registry, validated: Validated) -> Registered:
 def register_file(registry: Registry, path: Path, overrides: Sequence[str] = ()) -> Registered:
     """Validate ``path`` (a config or a study) and record it; raises ConfigError before writing."""
     return record(registry, validate_file(path, overrides))
-
-
-def add_partitions(instance: object, registered: Registered) -> None:
-    """Idempotently add the partitions to a Dagster instance."""
-    from tabs_assets.defs.partitions import config_partitions, study_partitions
-
-    for definition, keys in (
-        (config_partitions, registered.configs),
-        (study_partitions, registered.studies),
-    ):
-        missing = [
-            k for k in dict.fromkeys(keys) if not instance.has_dynamic_partition(definition.name, k)
-        ]
-        if missing:
-            instance.add_dynamic_partitions(definition.name, missing)
 
 
 def resolve_target(registry: Registry, target: str, overrides: Sequence[str]) -> ResolvedConfig:

@@ -142,16 +142,12 @@ def resolve_targets(registry: Registry, target: str) -> list[tuple[str, str]]:
     return found
 
 
-def unregister(
-    registry: Registry, targets: Iterable[tuple[str, str]], instance: Any | None
-) -> Unregistered:
-    """Remove records and Dagster partitions (never store entries).
+def unregister(registry: Registry, targets: Iterable[tuple[str, str]]) -> Unregistered:
+    """Remove registry records (never store entries; the caller removes the partitions).
 
     A study also takes its members that no other study lists and that were not registered on
     their own (a member's record source ends in "(study NAME)" when a study registered it).
     """
-    from tabs_assets.defs.partitions import config_partitions, study_partitions
-
     targets = list(dict.fromkeys(targets))
     done = Unregistered()
     studies = [key for kind, key in targets if kind == "study"]
@@ -178,9 +174,4 @@ def unregister(
     for key in configs:
         if registry.remove("config", key):
             done.configs.append(key)
-    if instance is not None:
-        for definition, keys in ((config_partitions, done.configs), (study_partitions, studies)):
-            for key in keys:
-                if instance.has_dynamic_partition(definition.name, key):
-                    instance.delete_dynamic_partition(definition.name, key)
     return done
