@@ -118,7 +118,7 @@ def metadata_sizes(env: dict[str, str]) -> None:
     code = r"""
 import base64, json
 from dagster import DagsterInstance, AssetKey
-from tabs_assets.ui.presentation import metadata_size
+from tabs_assets.defs.metadata import metadata_size
 from tabs_assets.store.entries import Store
 from tabs_assets import settings
 instance = DagsterInstance.get()
@@ -228,7 +228,7 @@ def main() -> None:
         wait_http(f"{dagster_url}/server_info")
         from mlflow.tracking import MlflowClient
 
-        from tabs_assets.ui.presentation import MLFLOW_TRAINING_VIEW
+        from tabs_assets.ui.links import MLFLOW_TRAINING_VIEW
 
         client = MlflowClient(tracking_uri=f"sqlite:///{db}")
         experiment = client.get_experiment_by_name("tabs_assets")

@@ -177,7 +177,14 @@ def test_every_config_asset_is_a_root_of_its_node_and_every_root_exists() -> Non
             assert f"{module}:{function}" in graph.NODES[asset].roots, asset
     every_root = {root for node in graph.NODES.values() for root in node.roots}
     every_root |= {root for roots in graph.STUDY_ROOTS.values() for root in roots}
-    every_root |= graph.SELECTABLE
+    every_root |= graph.SELECTABLE | graph.RESULT_NEUTRAL
     assert dict(code.reached(sorted(every_root)))  # raises KeyError naming a missing root
     with pytest.raises(KeyError, match=r"tabs_assets\.science\.nowhere:f"):
         list(code.reached(["tabs_assets.science.nowhere:f"]))
+
+
+def test_a_result_neutral_edit_changes_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit = _add_statement("ui/describe.py", "epoch_progress", "started_at = 0")
+    assert _changed(tmp_path, monkeypatch, edit) == set()

@@ -149,7 +149,7 @@ def test_a_cache_hit_loads_no_input_draws_nothing_and_reports_stored_checks(
 ) -> None:
     from tabs_assets.defs.io_manager import StoredInput
     from tabs_assets.defs.runs import materialize_partition
-    from tabs_assets.ui import presentation
+    from tabs_assets.ui import previews
 
     key = register("hit_cost", FAST_OVERRIDES)
     assert materialize_partition(key).success
@@ -165,7 +165,7 @@ def test_a_cache_hit_loads_no_input_draws_nothing_and_reports_stored_checks(
     monkeypatch.setattr(StoredInput, "load", counted("load", StoredInput.load))
     monkeypatch.setattr(checks, "_evaluate", counted("check", checks._evaluate))
     for name in ("thumbnail_png", "write_thumbnails"):
-        monkeypatch.setattr(presentation, name, counted(name, getattr(presentation, name)))
+        monkeypatch.setattr(previews, name, counted(name, getattr(previews, name)))
     import matplotlib.figure
 
     monkeypatch.setattr(

@@ -15,12 +15,12 @@ from mlflow.tracking import MlflowClient
 
 from tabs_assets import settings
 from tabs_assets.cli.main import main
+from tabs_assets.defs import metadata
 from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
 from tabs_assets.tracking import resource as tracking
-from tabs_assets.ui import presentation
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata, write_config
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,7 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
     assert "meaning" in meta["explanation_metrics"]["metrics (meaning, unit)"]
     events = rerun.get_asset_materialization_events()
     sizes = {
-        e.materialization.asset_key.path[-1]: presentation.metadata_size(e.materialization.metadata)
+        e.materialization.asset_key.path[-1]: metadata.metadata_size(e.materialization.metadata)
         for e in events
     }
     assert max(sizes.values()) < 80_000, sizes

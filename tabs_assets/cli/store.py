@@ -38,7 +38,7 @@ def store_list() -> None:
 def store_show(partition_key: str) -> None:
     """The entries a partition uses, whether each is cached, and its MLflow run."""
     from tabs_assets.science.datasets.tabular import DatasetError
-    from tabs_assets.ui.presentation import format_value
+    from tabs_assets.ui.describe import format_value
 
     try:
         config = open_registry().config(partition_key)

@@ -30,6 +30,7 @@ from dagster import (
 from tabs_assets import settings
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.config.hashing import content_hash
+from tabs_assets.defs import metadata
 from tabs_assets.defs.checks import (
     dagster_check_results,
     dagster_check_specs,
@@ -44,7 +45,7 @@ from tabs_assets.defs.slurm_job import ended_quietly_by_slurm
 from tabs_assets.graph.nodes import NODES, Node, entry_address, key_material
 from tabs_assets.store.entries import KEY_LENGTH, MANIFEST, Store, StoreEntry
 from tabs_assets.tracking.resource import AssetRun, Tracker, TrackingOutcome
-from tabs_assets.ui import presentation
+from tabs_assets.ui import describe, previews
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*data_version.*")
@@ -130,7 +131,7 @@ COMPUTE: dict[str, ComputeFn] = {}  # per-config asset name -> its compute funct
 def config_words(registry: Any, partition_key: str) -> dict[str, str]:
     """A partition's config (or study) in words, for the metadata; empty when unknown."""
     try:
-        return presentation.config_in_words(registry.config(partition_key))
+        return describe.config_in_words(registry.config(partition_key))
     except Exception:
         pass
     try:
@@ -149,9 +150,9 @@ def _metadata(
     words: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Config in words, metrics to 4 significant digits with their meaning, small previews,
-    and the MLflow link built from today's $TABS_ASSETS_MLFLOW_UI_URL (see presentation.py)."""
+    and the MLflow link built from today's $TABS_ASSETS_MLFLOW_UI_URL (see ui/links.py)."""
     error = outcome.error if outcome is not None else None
-    return presentation.dagster_metadata(entry, status, error, words or {})
+    return metadata.dagster_metadata(entry, status, error, words or {})
 
 
 def metadata_for(cached: "Cached", words: dict[str, str] | None = None) -> dict[str, Any]:
@@ -305,7 +306,7 @@ def _compute_and_store(
 
     def save(directory: Path) -> None:  # runs before Store.write builds the manifest
         computed.save(directory)
-        report["thumbnails"] = presentation.write_thumbnails(directory, computed.previews)
+        report["thumbnails"] = previews.write_thumbnails(directory, computed.previews)
 
     entry = scope.store.write(
         target.store_name,

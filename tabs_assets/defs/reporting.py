@@ -10,7 +10,8 @@ left alone.
 from collections.abc import Iterable
 from typing import Any
 
-from tabs_assets.ui import presentation
+from tabs_assets.defs import metadata
+from tabs_assets.ui import describe
 
 REGISTERED_STATUS = "hit (registered)"
 
@@ -42,7 +43,7 @@ def report_cached(instance: Any, registry: Any, store: Any, partition_keys: Iter
             config = registry.config(partition_key)
         except Exception:
             continue
-        words = presentation.config_in_words(config)
+        words = describe.config_in_words(config)
         for name in NODES:
             folder, key = entry_address(name, config)
             if not (store.entry_path(folder, key) / "manifest.json").is_file():
@@ -58,7 +59,7 @@ def report_cached(instance: Any, registry: Any, store: Any, partition_keys: Iter
                     asset_key,
                     partition=partition_key,
                     description="already in the store when the config was registered",
-                    metadata=presentation.dagster_metadata(entry, REGISTERED_STATUS, None, words),
+                    metadata=metadata.dagster_metadata(entry, REGISTERED_STATUS, None, words),
                     tags={DATA_VERSION_TAG: key},
                 )
             )

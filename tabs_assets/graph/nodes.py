@@ -38,6 +38,8 @@ SELECTED_BY: dict[type[BaseModel], tuple[str, ...]] = {
     ),
 }
 SELECTABLE = frozenset(name for names in SELECTED_BY.values() for name in names)
+# Code a compute function calls that cannot change its result: progress lines in the run log.
+RESULT_NEUTRAL = frozenset({"tabs_assets.ui.describe:epoch_progress"})
 
 
 def _configs_in(value: Any) -> Iterator[BaseModel]:
@@ -60,11 +62,12 @@ def code_version(version: int, roots: tuple[str, ...], config_slice: Any = None)
     """``version.digest``: over ``roots`` and, given a slice, its configs' classes and the code
     they select; without one, over everything any config could select."""
     if config_slice is None:
-        return f"{version}.{code.code_digest(roots, frozenset(), code.PACKAGE_DIR)[:12]}"
+        return f"{version}.{code.code_digest(roots, RESULT_NEUTRAL, code.PACKAGE_DIR)[:12]}"
     configs = {type(config) for config in _configs_in(config_slice)}
     selected = {name for cls in configs for name in SELECTED_BY.get(cls, ())}
     all_roots = tuple(sorted({*roots, *map(_definition_of, configs), *selected}))
-    return f"{version}.{code.code_digest(all_roots, SELECTABLE - selected, code.PACKAGE_DIR)[:12]}"
+    excluded = (SELECTABLE - selected) | RESULT_NEUTRAL
+    return f"{version}.{code.code_digest(all_roots, excluded, code.PACKAGE_DIR)[:12]}"
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pydantic import Field
 from tabs_assets import settings
 from tabs_assets.config.loading import flatten
 from tabs_assets.locks import HeldLock, LockBusy
-from tabs_assets.ui import presentation
+from tabs_assets.ui import describe, links
 
 # A store folder matches MLflow's local-artifact dataset source twice over; it says so on every
 # run. Filtered by message, process-wide: catch_warnings is not safe on the tracking thread.
@@ -263,7 +263,7 @@ class TrackingResource(ConfigurableResource):
         ui_url = self.ui_url
         if not ui_url and self._is_server() and not settings.mlflow_ui_url():
             ui_url = self.resolved_uri()
-        return presentation.mlflow_run_url(experiment_id, run_id, ui_url)
+        return links.mlflow_run_url(experiment_id, run_id, ui_url)
 
     def _is_server(self) -> bool:
         return self.resolved_uri().startswith(("http://", "https://"))
@@ -415,7 +415,7 @@ class TrackingResource(ConfigurableResource):
 
         folder, key = entry_address("dataset", config)
         source = resolve_dataset_source(str(self._store_root() / folder / key))
-        name = presentation.config_in_words(config)["dataset"].split(" (")[0]
+        name = describe.config_in_words(config)["dataset"].split(" (")[0]
         dataset = MetaDataset(source=source, name=name, digest=key)
         client.log_inputs(
             run_id,
@@ -434,7 +434,7 @@ class TrackingResource(ConfigurableResource):
 
     def _partition_tags(self, partition_key: str, config: Any, git: GitState) -> dict[str, str]:
         study = self._study_record(partition_key) if config is None else None
-        page = presentation.dagster_partition_url(partition_key, is_study=study is not None)
+        page = links.dagster_partition_url(partition_key, is_study=study is not None)
         tags = {
             f"{TAG_PREFIX}partition_key": partition_key,
             f"{TAG_PREFIX}role": ROLE_PARTITION,
@@ -443,16 +443,16 @@ class TrackingResource(ConfigurableResource):
             DAGSTER_ASSET_TAG: page,
         }
         if study is not None:
-            tags[RUN_NAME_TAG] = presentation.study_run_name(study.study.name, len(study.members))
+            tags[RUN_NAME_TAG] = describe.study_run_name(study.study.name, len(study.members))
         if config is not None:
-            words = presentation.config_in_words(config)
+            words = describe.config_in_words(config)
             record = self._registry().config_record(partition_key)
             labels = record.get("labels")
-            tags[RUN_NAME_TAG] = presentation.run_name(
+            tags[RUN_NAME_TAG] = describe.run_name(
                 config, labels if isinstance(labels, dict) else None
             )
             tags["mlflow.source.name"] = str(record.get("source", "tabs_assets"))
-            tags[f"{TAG_PREFIX}summary"] = presentation.config_summary_line(config)
+            tags[f"{TAG_PREFIX}summary"] = describe.config_summary_line(config)
             lines = [f"**{config.description}**" if config.description else f"**{partition_key}**"]
             lines += [
                 f"- {name}: {value}" for name, value in words.items() if name != "description"
@@ -511,7 +511,7 @@ class TrackingResource(ConfigurableResource):
         config = self._config(partition_key)
         tags = self._partition_tags(partition_key, config, git)
         if dagster_run_id:
-            tags[DAGSTER_RUN_TAG] = presentation.dagster_run_url(dagster_run_id)
+            tags[DAGSTER_RUN_TAG] = links.dagster_run_url(dagster_run_id)
         state = self._parent_state(session, partition_key)
         values: dict[str, float] = {}
         if state is None:
@@ -677,12 +677,12 @@ class TrackingResource(ConfigurableResource):
             f"{TAG_PREFIX}dagster_run_id": run.dagster_run_id,
             f"{TAG_PREFIX}git_commit": git.commit,
             f"{TAG_PREFIX}git_dirty": str(git.dirty).lower(),
-            DAGSTER_RUN_TAG: presentation.dagster_run_url(run.dagster_run_id),
-            DAGSTER_ASSET_TAG: presentation.dagster_asset_url(run.asset, run.partition_key),
+            DAGSTER_RUN_TAG: links.dagster_run_url(run.dagster_run_id),
+            DAGSTER_ASSET_TAG: links.dagster_asset_url(run.asset, run.partition_key),
             "mlflow.note.content": (
                 f"**{run.asset}** of [{run.partition_key}]"
-                f"({presentation.dagster_asset_url(run.asset, run.partition_key)}) · "
-                f"[Dagster run]({presentation.dagster_run_url(run.dagster_run_id)})"
+                f"({links.dagster_asset_url(run.asset, run.partition_key)}) · "
+                f"[Dagster run]({links.dagster_run_url(run.dagster_run_id)})"
                 + (f"\n\n{config.description}" if config is not None and config.description else "")
                 + ("\n\n(tracked when read, after an interrupted run)" if run.late else "")
             ),

@@ -22,7 +22,7 @@ def load_model(path: Path) -> Any:
 
 def epoch_logger(log: RunLog, asset: str, max_epochs: int | None = None) -> Callable[[dict], None]:
     """Progress in the Dagster log, one line per epoch: epoch k of max, time so far, losses."""
-    from tabs_assets.ui.presentation import epoch_progress
+    from tabs_assets.ui.describe import epoch_progress
 
     return epoch_progress(log, asset, max_epochs)
 
