@@ -61,8 +61,8 @@ from tabs_assets.config.slurm import (
     parse_layer,
     resolve,
 )
-from tabs_assets.defs.executors import TRAINING_TAG
 from tabs_assets.defs.resources import FORCE_ALL
+from tabs_assets.defs.tags import TRAINING_TAG
 from tabs_assets.graph.nodes import NODES, entry_address, study_store_key
 from tabs_assets.registry.records import Registry, UnknownPartitionError
 from tabs_assets.store.entries import Store
@@ -187,7 +187,7 @@ def placement(
     op = name.rsplit(".", 1)[-1]
     training = bool(tags.get(TRAINING_TAG))
     if op == SHARD_OP:
-        from tabs_assets.defs.assets.studies import NOTHING_TO_RUN
+        from tabs_assets.defs.study_run import NOTHING_TO_RUN
 
         if mapping_key.rstrip("]") == NOTHING_TO_RUN:
             return Placement(False, why="every member of the study is in the store")

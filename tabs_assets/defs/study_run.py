@@ -38,6 +38,9 @@ from tabs_assets.tracking.resource import AssetRun, TrackingOutcome, TrackingRes
 _LOGGER = logging.getLogger(__name__)
 ReportFn = Callable[[list["MemberOutcome"]], None]  # members whose results are all tracked
 
+# The mapping key of the one empty shard a study step yields when every member is cached.
+NOTHING_TO_RUN = "nothing_to_run"
+
 
 def member_plan(asset: str, config: ExperimentConfig) -> list[str]:
     """``asset`` and the upstream results it really depends on for ``config``, upstream first."""

@@ -51,12 +51,12 @@ from tabs_assets.defs.cached import (
     run_cached,
 )
 from tabs_assets.defs.checks import entry_outcomes, specs_of
-from tabs_assets.defs.executors import training_op_tags
 from tabs_assets.defs.io_manager import StoredInput
 from tabs_assets.defs.partitions import study_partitions
 from tabs_assets.defs.resources import StoreResource
 from tabs_assets.defs.slurm_job import ended_quietly_by_slurm
 from tabs_assets.defs.study_run import (
+    NOTHING_TO_RUN,
     MemberLog,
     MemberOutcome,
     MemberRunner,
@@ -68,6 +68,7 @@ from tabs_assets.defs.study_run import (
     members_to_run,
     shard_members,
 )
+from tabs_assets.defs.tags import training_op_tags
 from tabs_assets.graph.nodes import (
     NODES,
     entry_address,
@@ -80,7 +81,6 @@ from tabs_assets.store.entries import Store
 RESOURCES = {"store", "tracking"}
 # The one shard planned when every member is stored: it keeps the graph whole and does nothing
 # (the Slurm executor runs it in the run's process rather than as a job).
-NOTHING_TO_RUN = "nothing_to_run"
 
 
 def load_study_table(path: Path) -> Any:
