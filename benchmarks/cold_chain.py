@@ -36,7 +36,8 @@ from tabs_assets import settings
 torch.set_num_threads(settings.torch_threads())
 from tabs_assets.science.datasets.loading import load_tabular_data
 from tabs_assets.science.datasets.prepared import prepare_dataset
-from tabs_assets.science.explainers import draw_targets, explain
+from tabs_assets.science.explainers.paths import draw_targets
+from tabs_assets.science.explainers.explain import explain
 from tabs_assets.science.metrics import path_lof_scores, path_metrics
 from tabs_assets.science.models.training import train_classifier, train_generative_model
 

@@ -28,7 +28,8 @@ from tabs_assets.config.explainers import ExplainerConfig, LatentShiftConfig, Re
 from tabs_assets.config.losses import GeneralValidityLoss
 from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.science.datasets.prepared import prepare_dataset
-from tabs_assets.science.explainers import default_device, draw_targets, explain, path_latents
+from tabs_assets.science.explainers.explain import default_device, explain, path_latents
+from tabs_assets.science.explainers.paths import draw_targets
 from tabs_assets.science.models.classifier import MLPClassifier
 from tabs_assets.science.models.nice import Nice
 

@@ -65,13 +65,12 @@ def _all(*assets: str, configs: tuple[str, ...] = tuple(CONFIGS)) -> set[str]:
 
 def test_a_copy_and_comments_change_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def comment(package: Path) -> None:  # comments, docstrings, blank lines: no behaviour change
-        path = package / "science" / "explainers.py"
-        text = path.read_text().replace(
-            '"""Counterfactual path', '"""Edited: counterfactual path', 1
-        )
-        path.write_text(
-            text.replace("\nimport json", "\n# why json\n\nimport json", 1) + COMMENT_EDIT
-        )
+        path = package / "science" / "explainers" / "paths.py"
+        text = path.read_text()
+        edited = text.replace('"""Counterfactual paths', '"""Edited: counterfactual paths', 1)
+        edited = edited.replace("\nimport json", "\n# why json\n\nimport json", 1)
+        assert edited.count("Edited") == 1 and "# why json" in edited
+        path.write_text(edited + COMMENT_EDIT)
 
     assert _changed(tmp_path, monkeypatch, lambda package: None) == set()
     assert _changed(tmp_path, monkeypatch, comment) == set()
@@ -98,14 +97,15 @@ PATHS_AND_AFTER = ("counterfactual_paths", "explanation_metrics", "plots")
 def test_one_explainers_edit_changes_only_its_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    changed = _changed(tmp_path, monkeypatch, _add_statement("science/explainers.py", "_descent"))
+    edit = _add_statement("science/explainers/descent.py", "descent")
+    changed = _changed(tmp_path, monkeypatch, edit)
     assert changed == _all(*PATHS_AND_AFTER, configs=("revise",))
 
 
 def test_a_latent_shift_edit_retrains_only_the_flow_that_runs_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    edit = _add_statement("science/explainers.py", "_latent_shift")
+    edit = _add_statement("science/explainers/latent_shift.py", "latent_shift")
     changed = _changed(tmp_path, monkeypatch, edit)
     shifting = _all(*PATHS_AND_AFTER, configs=("shift", "regularized"))
     assert changed == shifting | {"regularized/generative_model"}
@@ -134,7 +134,7 @@ def test_a_new_unused_explainer_changes_no_key(
     def add(package: Path) -> None:
         for relative, text in (
             ("config/explainers.py", new_config),
-            ("science/explainers.py", new_search),
+            ("science/explainers/descent.py", new_search),
         ):
             path = package / relative
             path.write_text(path.read_text() + text)

@@ -14,12 +14,8 @@ from tabs_assets.config.explainers import (
     WachterConfig,
 )
 from tabs_assets.config.losses import GeneralValidityLoss, TargetCrossEntropyLoss
-from tabs_assets.science.explainers import (
-    CounterfactualPaths,
-    draw_targets,
-    explain,
-    path_latents,
-)
+from tabs_assets.science.explainers.explain import explain, path_latents
+from tabs_assets.science.explainers.paths import CounterfactualPaths, draw_targets
 from tabs_assets.science.losses import validity_loss
 from tabs_assets.science.models.classifier import MLPClassifier
 from tabs_assets.science.models.nice import Nice
@@ -546,10 +542,10 @@ def test_what_a_method_can_do_is_data_on_its_config() -> None:
         ReferenceDensityConfig,
         VaeConfig,
     )
-    from tabs_assets.science.explainers import _SEARCHES
+    from tabs_assets.science.explainers.explain import SEARCHES
 
     classes = typing.get_args(typing.get_args(ExplainerConfig)[0])
-    assert {c.model_fields["method"].default for c in classes} == set(_SEARCHES)
+    assert {c.model_fields["method"].default for c in classes} == set(SEARCHES)
     capabilities = {
         c().method: (c.needs_generative_model, c.works_in_latent_space, c().label) for c in classes
     }

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from tabs_assets.config.experiment import MetricsConfig
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.metrics import (
     aggregate_over_seeds,
     lof_scores,

@@ -23,7 +23,8 @@ from tabs_assets.config.losses import GeneralValidityLoss
 from tabs_assets.science.datasets.cake_on_sea import CORRELATION_KEY, make_cake_on_sea
 from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
 from tabs_assets.science.datasets.sklearn_data import load_sklearn_dataset
-from tabs_assets.science.explainers import CounterfactualPaths, draw_targets, explain
+from tabs_assets.science.explainers.explain import explain
+from tabs_assets.science.explainers.paths import CounterfactualPaths, draw_targets
 from tabs_assets.science.metrics import per_step_curves
 from tabs_assets.science.models.trained import TrainedModel, build_module
 from tabs_assets.science.plotting.config_figures import common_pair, config_figures

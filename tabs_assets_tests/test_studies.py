@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tabs_assets.cli.main import main
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.study_tables import aggregate, best_items, pivot_metric
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES

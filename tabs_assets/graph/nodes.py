@@ -30,9 +30,9 @@ EXPLAINERS = "tabs_assets.science.explainers"
 # node's slice (one explainer's edit keeps the other explainers' results; an unregularized flow
 # does not depend on the explainers). A function missing here is followed for every config.
 SELECTED_BY: dict[type[BaseModel], tuple[str, ...]] = {
-    LatentShiftConfig: (f"{EXPLAINERS}:_latent_shift",),
-    ReviseConfig: (f"{EXPLAINERS}:_descent",),
-    WachterConfig: (f"{EXPLAINERS}:_descent",),
+    LatentShiftConfig: (f"{EXPLAINERS}.latent_shift:latent_shift",),
+    ReviseConfig: (f"{EXPLAINERS}.descent:descent",),
+    WachterConfig: (f"{EXPLAINERS}.descent:descent",),
     PathRegularizationConfig: (
         "tabs_assets.science.models.path_regularized:train_path_regularized_nice",
     ),

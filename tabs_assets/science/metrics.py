@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from tabs_assets.config.experiment import MetricsConfig
 from tabs_assets.science.evaluation import evaluating, module_device
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 
 SPARSITY_TOLERANCE = 1e-4
 """A feature counts as changed (L0) when it moved by more than this, in normalised units."""

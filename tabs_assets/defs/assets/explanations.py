@@ -9,7 +9,7 @@ from tabs_assets.ui.markdown import markdown_table
 
 
 def load_paths(path: Path) -> Any:
-    from tabs_assets.science.explainers import CounterfactualPaths
+    from tabs_assets.science.explainers.paths import CounterfactualPaths
 
     return CounterfactualPaths.load(path)
 
@@ -31,7 +31,8 @@ def explained_rows(config: ExperimentConfig, data: Any) -> tuple[Any, Any]:
 def counterfactual_paths(config: ExperimentConfig, inputs: Inputs, log: RunLog) -> Computed:
     import torch
 
-    from tabs_assets.science.explainers import draw_targets, explain
+    from tabs_assets.science.explainers.explain import explain
+    from tabs_assets.science.explainers.paths import draw_targets
 
     data = inputs["dataset"]
     classifier = inputs["classifier"].build()

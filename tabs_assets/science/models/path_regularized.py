@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from tabs_assets.config.models import NiceConfig, PathRegularizationConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import other_classes, path_latents
+from tabs_assets.science.explainers.explain import path_latents
+from tabs_assets.science.explainers.paths import other_classes
 from tabs_assets.science.losses import pick, validity_loss
 from tabs_assets.science.models.nice import Nice
 from tabs_assets.science.models.trained import TrainedModel, build_module

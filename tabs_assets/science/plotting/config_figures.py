@@ -11,7 +11,8 @@ from tabs_assets.config.experiment import PlotsConfig
 from tabs_assets.config.explainers import ExplainerConfig
 from tabs_assets.config.losses import ValidityLossConfig
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import CounterfactualPaths, explain
+from tabs_assets.science.explainers.explain import explain
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.models.trained import TrainedModel
 from tabs_assets.science.plotting.evaluation import latent_width
 from tabs_assets.science.plotting.grids import (

@@ -10,7 +10,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.plotting.grids import Grid, training_sample
 from tabs_assets.science.plotting.style import CLASS_COLORS
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from tabs_assets.science.datasets.prepared import PreparedDataset
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.plotting.drawing import (
     class_handles,
     draw_boundaries,

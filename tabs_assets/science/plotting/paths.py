@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from tabs_assets.science.explainers import CounterfactualPaths
+from tabs_assets.science.explainers.paths import CounterfactualPaths
 from tabs_assets.science.metrics import valid_paths
 from tabs_assets.science.plotting.drawing import class_palette
 from tabs_assets.science.plotting.style import new_figure, project_style
