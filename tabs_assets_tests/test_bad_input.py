@@ -18,8 +18,9 @@ from click.testing import CliRunner
 from tabs_assets.cli.main import main
 from tabs_assets.config.base import MAX_SEED
 from tabs_assets.config.experiment import MAX_NAME_LENGTH
-from tabs_assets.config.loading import MAX_YAML_BYTES, resolve_config
+from tabs_assets.config.loading import resolve_config
 from tabs_assets.config.study import MAX_SEEDS, METRICS
+from tabs_assets.config.yaml_files import MAX_YAML_BYTES
 from tabs_assets.settings import MAX_MEMORY_GB_ENV
 from tabs_assets_tests.conftest import REPO
 

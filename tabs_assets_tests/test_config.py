@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tabs_assets.config.loading import ConfigError, resolve_config
+from tabs_assets.config.errors import ConfigError
+from tabs_assets.config.loading import resolve_config
 from tabs_assets.config.reference import config_reference
 from tabs_assets.config.study import expand_study
 from tabs_assets_tests.conftest import REPO

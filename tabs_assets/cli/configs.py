@@ -18,10 +18,8 @@ from tabs_assets.cli.app import (
     print_studies,
     report_broken,
 )
-from tabs_assets.config.loading import (
-    ConfigError,
-    flatten,
-)
+from tabs_assets.config.errors import ConfigError
+from tabs_assets.config.loading import flatten
 from tabs_assets.graph.nodes import NODES, entry_address
 from tabs_assets.registry.records import UnknownPartitionError
 from tabs_assets.store.errors import StoreError

@@ -15,9 +15,7 @@ from tabs_assets.cli.app import (
     print_studies,
     report_broken,
 )
-from tabs_assets.config.loading import (
-    ConfigError,
-)
+from tabs_assets.config.errors import ConfigError
 from tabs_assets.graph.nodes import study_store_key
 from tabs_assets.registry.records import UnknownPartitionError
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tabs_assets.config.base import Seed, StrictModel, neutral
+from tabs_assets.config.errors import ConfigError
 from tabs_assets.config.experiment import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -18,15 +19,10 @@ from tabs_assets.config.experiment import (
     ExperimentConfig,
 )
 from tabs_assets.config.hashing import content_hash
-from tabs_assets.config.loading import STUDY_FILE_KEY as STUDY_KEY
-from tabs_assets.config.loading import (
-    ConfigError,
-    ResolvedConfig,
-    absolute_data_path,
-    read_yaml,
-    resolve_config,
-)
+from tabs_assets.config.loading import ResolvedConfig, absolute_data_path, resolve_config
 from tabs_assets.config.slurm import SlurmSettings
+from tabs_assets.config.yaml_files import STUDY_FILE_KEY as STUDY_KEY
+from tabs_assets.config.yaml_files import read_yaml
 
 STUDY_DESCRIPTION_SOURCE = "derived: the study and the member's sweep values and seed"
 # Bounds that keep `register` fast (every member is validated and hashed): about 2 ms a member.

@@ -13,7 +13,7 @@ from pathlib import Path
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from tabs_assets import settings
-from tabs_assets.config.loading import ConfigError
+from tabs_assets.config.errors import ConfigError
 from tabs_assets.defs.partitions import config_partitions, study_partitions
 from tabs_assets.defs.resources import StoreResource
 from tabs_assets.registry.registration import Registered, register_file, yaml_files

@@ -53,7 +53,7 @@ from dagster._utils.error import SerializableErrorInfo
 from dagster_shared.record import copy
 
 from tabs_assets import settings
-from tabs_assets.config.loading import ConfigError, read_yaml
+from tabs_assets.config.errors import ConfigError
 from tabs_assets.config.slurm import (
     ResolvedSlurm,
     SlurmSettings,
@@ -61,6 +61,7 @@ from tabs_assets.config.slurm import (
     parse_layer,
     resolve,
 )
+from tabs_assets.config.yaml_files import read_yaml
 from tabs_assets.defs.resources import FORCE_ALL
 from tabs_assets.defs.tags import TRAINING_TAG
 from tabs_assets.graph.nodes import NODES, entry_address, study_store_key

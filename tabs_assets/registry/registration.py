@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tabs_assets.config.loading import ConfigError, ResolvedConfig, resolve_config
+from tabs_assets.config.errors import ConfigError
+from tabs_assets.config.loading import ResolvedConfig, resolve_config
 from tabs_assets.config.study import ResolvedStudy, expand_study, is_study_file
 from tabs_assets.registry.records import Registry
 
