@@ -28,7 +28,8 @@ from dagster import (
 from tabs_assets.config.slurm import SlurmSettingsError, parse_layer
 from tabs_assets.defs import definitions
 from tabs_assets.defs.runs import materialize_partition, run_study
-from tabs_assets.defs.slurm import JOB_ID, deployment_layer
+from tabs_assets.defs.slurm.executor import JOB_ID
+from tabs_assets.defs.slurm.settings_layers import deployment_layer
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store

@@ -40,7 +40,7 @@ from tabs_assets.defs.checks import (
 from tabs_assets.defs.io_manager import StoredInput, StoredRef
 from tabs_assets.defs.partitions import config_partitions
 from tabs_assets.defs.resources import StoreResource
-from tabs_assets.defs.slurm_job import ended_quietly_by_slurm
+from tabs_assets.defs.slurm.job_entry import ended_quietly_by_slurm
 from tabs_assets.defs.tags import training_op_tags
 from tabs_assets.graph.nodes import NODES, Node, entry_address, key_material
 from tabs_assets.store.entries import KEY_LENGTH, MANIFEST, Store, StoreEntry

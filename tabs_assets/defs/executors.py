@@ -28,7 +28,7 @@ def selected_executor(name: str | None = None) -> ExecutorDefinition:
             name="celery",
         )
     if name == "slurm":
-        from tabs_assets.defs.slurm import slurm_executor
+        from tabs_assets.defs.slurm.executor import slurm_executor
 
         return slurm_executor
     raise ValueError(

@@ -54,7 +54,7 @@ from tabs_assets.defs.checks import entry_outcomes, specs_of
 from tabs_assets.defs.io_manager import StoredInput
 from tabs_assets.defs.partitions import study_partitions
 from tabs_assets.defs.resources import StoreResource
-from tabs_assets.defs.slurm_job import ended_quietly_by_slurm
+from tabs_assets.defs.slurm.job_entry import ended_quietly_by_slurm
 from tabs_assets.defs.study_run import (
     NOTHING_TO_RUN,
     MemberLog,

@@ -1,6 +1,6 @@
 """What a Slurm job runs: `dagster api execute_step ...`, ended silently when Slurm ends the job.
 
-    python -m tabs_assets.defs.slurm_job api execute_step --compressed-input-json ...
+    python -m tabs_assets.defs.slurm.job_entry api execute_step --compressed-input-json ...
 
 Slurm ends a job (scancel, time limit, preemption) with SIGTERM to every process of the job,
 then SIGKILL after KillWait. Dagster turns the SIGTERM into an interrupted step whose failure says
