@@ -11,7 +11,7 @@ from dagster import AssetKey, DagsterInstance
 
 from tabs_assets.cli.main import main
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.defs.assets.studies import members_changed_since_table
+from tabs_assets.defs.assets.study_report import members_changed_since_table
 from tabs_assets.defs.partitions import add_partitions
 from tabs_assets.defs.runs import materialize_partition, run_study
 from tabs_assets.defs.study_run import member_plan, shard_members

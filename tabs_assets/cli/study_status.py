@@ -46,7 +46,7 @@ def study_status(
     instance: Any, store: Store, scan: RegistryScan, record: StudyRecord
 ) -> StudyStatus:
     """One study's members (in the store or not, stale or not) and its report."""
-    from tabs_assets.defs.assets.studies import members_changed_since_table
+    from tabs_assets.defs.assets.study_report import members_changed_since_table
 
     asset = record.study.report.member_asset
     configs = {key: scan.configs[key] for key in record.member_keys}

@@ -14,7 +14,8 @@ from tabs_assets.defs.assets.models import (
     reference_density,
 )
 from tabs_assets.defs.assets.plots import plots
-from tabs_assets.defs.assets.studies import study_members, study_report, study_table
+from tabs_assets.defs.assets.study_members import study_members
+from tabs_assets.defs.assets.study_report import study_report, study_table
 from tabs_assets.defs.executors import selected_executor
 from tabs_assets.defs.io_manager import StoreIOManager
 from tabs_assets.defs.resources import StoreResource

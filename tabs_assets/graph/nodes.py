@@ -251,9 +251,9 @@ def key_material(asset: str, config: ExperimentConfig) -> dict[str, Any]:
 # Study assets: partitioned by study, a chain built only from the study's own member partitions:
 # study_members (every member's results in the store) -> study_table -> study_report.
 STUDY_ROOTS: dict[str, tuple[str, ...]] = {
-    "study_members": (f"{ASSETS}.studies:record_study_members",),
-    "study_table": (f"{ASSETS}.studies:study_table",),
-    "study_report": (f"{ASSETS}.studies:study_report",),
+    "study_members": (f"{ASSETS}.study_members:record_study_members",),
+    "study_table": (f"{ASSETS}.study_report:study_table",),
+    "study_report": (f"{ASSETS}.study_report:study_report",),
 }
 STUDY_UPSTREAM = {"study_table": "study_members", "study_report": "study_table"}
 STUDY_VERSION = 1

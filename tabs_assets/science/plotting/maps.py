@@ -43,7 +43,7 @@ from tabs_assets.science.plotting.style import new_figure, project_style
 
 __all__ = [
     "class_map_figure",
-    "is_planar",  # re-exported: defs/assets/studies.py imports it from here
+    "is_planar",  # re-exported: defs/assets/study_report.py imports it from here
     "latent_map_figure",
     "latent_maps_figure",
     "probability_map_figure",
