@@ -23,13 +23,12 @@ from tabs_assets.defs.cached import (
     LOADERS,
     Cached,
     CacheTarget,
-    Inputs,
-    RunLog,
     RunScope,
     config_inputs,
     materialize_cached,
     remember_tracking,
 )
+from tabs_assets.defs.compute import Inputs, RunLog
 from tabs_assets.graph.nodes import NODES, entry_address, store_key
 from tabs_assets.registry.records import Registry, StudyRecord
 from tabs_assets.store.entries import Store, StoreEntry

@@ -5,7 +5,8 @@ from typing import Any
 
 from tabs_assets import settings
 from tabs_assets.config.experiment import ExperimentConfig
-from tabs_assets.defs.cached import Computed, Inputs, RunLog, config_asset
+from tabs_assets.defs.cached import config_asset
+from tabs_assets.defs.compute import Computed, Inputs, RunLog
 from tabs_assets.ui.markdown import markdown_table
 
 

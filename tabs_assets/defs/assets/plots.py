@@ -3,7 +3,8 @@ are stored with the entry by the cached path, for the Dagster UI)."""
 
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.defs.assets.explanations import load_record
-from tabs_assets.defs.cached import Computed, Inputs, RunLog, config_asset
+from tabs_assets.defs.cached import config_asset
+from tabs_assets.defs.compute import Computed, Inputs, RunLog
 
 
 @config_asset("plots", group="plots", loader=load_record, kinds={"matplotlib"})

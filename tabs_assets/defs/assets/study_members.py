@@ -23,12 +23,8 @@ from tabs_assets import settings
 # Importing the config assets registers their compute functions for the member runner.
 from tabs_assets.defs.assets import dataset, explanations, models, plots  # noqa: F401
 from tabs_assets.defs.assets.member_events import member_reporter
-from tabs_assets.defs.cached import (
-    CacheTarget,
-    Computed,
-    RunScope,
-    run_cached,
-)
+from tabs_assets.defs.cached import CacheTarget, RunScope, run_cached
+from tabs_assets.defs.compute import Computed
 from tabs_assets.defs.partitions import study_partitions
 from tabs_assets.defs.resources import StoreResource
 from tabs_assets.defs.slurm.job_entry import ended_quietly_by_slurm

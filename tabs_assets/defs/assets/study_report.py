@@ -13,11 +13,8 @@ from dagster import (
 )
 
 from tabs_assets.defs.assets.study_members import RESOURCES, study_target
-from tabs_assets.defs.cached import (
-    Computed,
-    Inputs,
-    run_cached,
-)
+from tabs_assets.defs.cached import run_cached
+from tabs_assets.defs.compute import Computed, Inputs
 from tabs_assets.defs.io_manager import StoredInput
 from tabs_assets.defs.partitions import study_partitions
 from tabs_assets.defs.resources import StoreResource
