@@ -44,7 +44,6 @@ COVTYPE = RawFile("covtype.data.gz", f"{UCI_BASE}/covtype/covtype.data.gz")
 WINE_RED = RawFile("winequality-red.csv", f"{UCI_BASE}/wine-quality/winequality-red.csv")
 WINE_WHITE = RawFile("winequality-white.csv", f"{UCI_BASE}/wine-quality/winequality-white.csv")
 ONLINE_NEWS = RawFile("OnlineNewsPopularity.zip", f"{UCI_BASE}/00332/OnlineNewsPopularity.zip")
-RAW_FILES = (COVTYPE, WINE_RED, WINE_WHITE, ONLINE_NEWS)
 
 COVTYPE_N_COLUMNS = 55
 COVTYPE_FEATURES = [

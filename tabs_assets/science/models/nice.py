@@ -53,12 +53,6 @@ class AdditiveCoupling(nn.Module):
             return even + sign * self.shift(odd), odd
         return even, odd + sign * self.shift(even)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return merge_halves(*self.couple(*split_halves(x), 1.0))
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return merge_halves(*self.couple(*split_halves(y), -1.0))
-
 
 class Nice(nn.Module):
     """Alternating odd/even additive couplings, then z = h * exp(s) with s initialised to 0."""
