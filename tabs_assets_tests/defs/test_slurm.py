@@ -33,11 +33,11 @@ from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
+from tabs_assets_tests.defs.test_celery import assert_store_is_valid
+from tabs_assets_tests.defs.test_study_run import register_study
+from tabs_assets_tests.end_to_end.test_services import start_dagster
 from tabs_assets_tests.services import BIN, service_env, services, wait_until
 from tabs_assets_tests.slurm_cluster import PARTITION, SlurmCluster, missing_binaries, slurm_cluster
-from tabs_assets_tests.test_celery import assert_store_is_valid
-from tabs_assets_tests.test_services import start_dagster
-from tabs_assets_tests.test_study_dagster import register_study
 
 TRAININGS = ("classifier", "generative_model", "reference_density")
 CONFIG_ASSETS = ("dataset", *TRAININGS, "counterfactual_paths", "explanation_metrics")

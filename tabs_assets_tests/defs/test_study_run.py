@@ -19,8 +19,8 @@ from tabs_assets.registry.records import Registry
 from tabs_assets.registry.registration import add_partitions, register_file
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
+from tabs_assets_tests.end_to_end.test_services import launch_and_wait, start_dagster
 from tabs_assets_tests.services import service_env, services
-from tabs_assets_tests.test_services import launch_and_wait, start_dagster
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Using variable_values and operation_name:DeprecationWarning"

@@ -346,7 +346,7 @@ def test_a_study_fans_its_members_out_over_celery_workers(
     celery_stack: CeleryStack, project_env: dict[str, Path]
 ) -> None:
     """The same study path as in process: shards of members become Celery tasks."""
-    from tabs_assets_tests.test_study_dagster import register_study, study_file
+    from tabs_assets_tests.defs.test_study_run import register_study, study_file
 
     key = register_study(project_env, study_file(project_env["experiments"], "fanned", [1, 2, 3]))
     # Read where the planning step runs, so set for the workers (deploy/tabs-assets.env).

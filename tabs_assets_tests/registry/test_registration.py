@@ -478,7 +478,7 @@ def test_shipped_configs_and_studies_are_accepted() -> None:
 
 def test_study_metric_names_are_the_metrics_computed() -> None:
     from tabs_assets.science.metrics import path_metrics
-    from tabs_assets_tests.test_metrics import (
+    from tabs_assets_tests.science.test_metrics import (
         CONFIG,
         TRAIN,
         TRAIN_LABELS,
