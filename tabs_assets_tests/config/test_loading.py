@@ -1,12 +1,12 @@
-"""Config loading, precedence, sources, studies and the documentation that describes them."""
+"""tabs_assets.config.loading: defaults < files < overrides, sources, descriptions, errors."""
 
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tabs_assets.cli.main import main
 from tabs_assets.config.loading import ConfigError, resolve_config
-from tabs_assets.config.reference import config_reference
-from tabs_assets.config.study import expand_study
 from tabs_assets_tests.conftest import REPO
 
 
@@ -46,37 +46,6 @@ def test_bad_yaml_names_the_file(tmp_path: Path) -> None:
         resolve_config([path])
 
 
-def test_study_expands_grids_and_seeds(tmp_path: Path) -> None:
-    study = tmp_path / "s.yaml"
-    study.write_text(
-        f"""study:
-  name: s
-  base: [{REPO / "experiments" / "quickstart.yaml"}]
-  set: {{explanation.max_points: 10}}
-  sweep:
-    - {{loss.quantity: [logit, prb], loss.weight: [1.0, 0.1]}}
-    - {{loss.classes: [target]}}
-  seeds: {{values: [1, 2]}}
-"""
-    )
-    resolved = expand_study(study)
-    assert len(resolved.members) == (4 + 1) * 2
-    seeds = {m.resolved.config.generative_model.training.seed for m in resolved.members}
-    assert seeds == {1, 2}
-    assert all(m.resolved.config.explanation.max_points == 10 for m in resolved.members)
-    assert all(m.partition_key.startswith("s-") for m in resolved.members)
-
-
-def test_study_reports_every_bad_member(tmp_path: Path) -> None:
-    study = tmp_path / "s.yaml"
-    study.write_text(
-        "study:\n  name: s\n  sweep: {loss.classes: [target], loss.weight: [0.5, 0.1]}\n"
-    )
-    with pytest.raises(ConfigError) as error:
-        expand_study(study)
-    assert len(error.value.problems) == 2
-
-
 QUICKSTART = REPO / "experiments" / "quickstart.yaml"
 QUICKSTART_DESCRIPTION = "Cake on sea, default models, Latent Shift paths on the test split."
 
@@ -99,47 +68,20 @@ def test_a_description_is_kept_only_for_the_config_it_describes(tmp_path: Path) 
     )
 
 
-def test_study_members_describe_themselves_not_the_base_file(tmp_path: Path) -> None:
-    study = tmp_path / "s.yaml"
-    study.write_text(
-        f"""study:
-  name: s
-  description: Two explainers on wine.
-  base: [{QUICKSTART}]
-  sweep:
-    dataset: [{{kind: sklearn, name: wine}}]
-    explainer: [{{method: latent_shift}}, {{method: revise, distance_weight: 0.1}}]
-    loss.weight: [0.5]
-  seeds: {{values: [1, 2]}}
-"""
+def test_missing_values_are_reported_all_at_once(project_env) -> None:
+    path = project_env["experiments"] / "bad.yaml"
+    path.write_text("dataset:\n  kind: tabular_file\n")
+    result = CliRunner().invoke(main, ["register", str(path)])
+    for dotted in ("name", "dataset.path", "dataset.label_column"):
+        assert f"{dotted}: required value is missing" in result.output
+
+
+def test_yaml_1_2_floats_and_merge_keys_still_work(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: ok\nclassifier:\n  training: &t {max_epochs: 3, learning_rate: 1e-2}\n"
+        "generative_model:\n  training: {<<: *t, max_epochs: 4}\n"
     )
-    descriptions = sorted(m.resolved.config.description for m in expand_study(study).members)
-    words = [
-        "sklearn:wine, latent_shift, weight=0.5, seed=1",
-        "sklearn:wine, latent_shift, weight=0.5, seed=2",
-        "sklearn:wine, revise+l1(0.1), weight=0.5, seed=1",
-        "sklearn:wine, revise+l1(0.1), weight=0.5, seed=2",
-    ]
-    assert descriptions == [
-        f'Member of study s ("Two explainers on wine."): {member}.' for member in words
-    ]
-    set_by_study = study.read_text().replace("  sweep:", "  set: {description: Mine.}\n  sweep:")
-    study.write_text(set_by_study)
-    assert {m.resolved.config.description for m in expand_study(study).members} == {"Mine."}
-
-
-def test_shipped_configs_describe_what_they_run() -> None:
-    """The examples: the quickstart is what its description says; no member repeats it."""
-    quickstart = resolve_config([QUICKSTART]).config
-    assert (quickstart.dataset.kind, quickstart.explainer.method) == ("cake_on_sea", "latent_shift")
-    assert quickstart.explanation.split == "test"
-    for path in sorted((REPO / "experiments" / "studies").glob("*.yaml")):
-        resolved = expand_study(path)
-        for member in resolved.members:
-            description = member.resolved.config.description
-            assert description.startswith(f"Member of study {resolved.study.name} ("), path
-            assert QUICKSTART_DESCRIPTION not in description, path
-
-
-def test_readme_config_reference_is_current() -> None:
-    assert config_reference() in (REPO / "README.md").read_text()
+    config = resolve_config([path]).config
+    assert config.classifier.training.learning_rate == 0.01
+    assert config.generative_model.training.max_epochs == 4

@@ -1,28 +1,21 @@
-"""Issue #2: configs -> partitions -> cached assets -> store, through real Dagster runs."""
+"""tabs_assets.defs.cached: each result computed once, stored, and a cache hit does no work."""
 
-import dataclasses
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
-from click.testing import CliRunner
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance
 
-from tabs_assets.cli.main import main
-from tabs_assets.config.datasets import CakeOnSeaConfig
-from tabs_assets.config.loading import resolve_config
-from tabs_assets.defs.resources import StoreResource
+from tabs_assets.defs import checks
 from tabs_assets.defs.runs import materialize_partition
-from tabs_assets.defs.sensors import experiments_sensor
 from tabs_assets.graph import nodes as graph
 from tabs_assets.registry.records import Registry
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
 from tabs_assets.store.entries import Store
-from tabs_assets_tests.conftest import REPO, materialization_metadata, run_python, write_config
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, materialization_metadata, write_config
 
 SMALL = {"dataset.n_points": 4000}
 
@@ -41,12 +34,6 @@ def count_dataset_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(loading, "load_tabular_data", counting)
     return calls
-
-
-def test_cake_on_sea_check_figure() -> None:
-    data = make_cake_on_sea(CakeOnSeaConfig(seed=42, n_points=100_000, n_dims=2))
-    assert len(data.labels) == 96_011
-    assert np.bincount(data.labels).tolist() == [49_940, 42_112, 3_959]
 
 
 def test_second_materialization_is_a_cache_hit_doing_no_work(
@@ -78,36 +65,6 @@ def test_configs_sharing_the_dataset_slice_share_one_entry(
     assert materialization_metadata(result)["dataset"]["cache"] == "hit"
     assert count_dataset_builds == [1]
     assert len([e for e in Store(project_env["store"]).entries() if e.asset == "dataset"]) == 1
-
-
-def test_result_neutral_change_keeps_keys_and_code_version_bump_changes_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    base = resolve_config([], {"name": "k"}).config
-    neutral = resolve_config(
-        [],
-        {
-            "name": "k",
-            "description": "other words",
-            "explanation.chunk_size": 7,
-            "classifier.training.accelerator": "cpu",
-            "classifier.training.progress_bar": True,
-        },
-    ).config
-    changed = resolve_config([], {"name": "k", "classifier.hidden": [51, 50]}).config
-    keys = {name: graph.store_key(name, base) for name in graph.NODES}
-    assert keys == {name: graph.store_key(name, neutral) for name in graph.NODES}
-    assert (
-        resolve_config([], {"name": "k"}).partition_key
-        == resolve_config([], {"name": "k", "explanation.chunk_size": 7}).partition_key
-    )
-    assert graph.store_key("dataset", changed) == keys["dataset"]
-    assert graph.store_key("classifier", changed) != keys["classifier"]
-    assert graph.store_key("counterfactual_paths", changed) != keys["counterfactual_paths"]
-    bumped = dataclasses.replace(graph.NODES["dataset"], version=2)
-    monkeypatch.setitem(graph.NODES, "dataset", bumped)
-    assert graph.store_key("dataset", base) != keys["dataset"]
-    assert graph.store_key("classifier", base) != keys["classifier"]  # downstream follows
 
 
 def test_corrupted_payload_is_detected_and_rebuilt(
@@ -191,143 +148,52 @@ def test_two_processes_materializing_one_key_compute_it_once(project_env, tmp_pa
     assert len([e for e in store.entries() if e.asset == "dataset"]) == 1
 
 
-@pytest.mark.parametrize(
-    ("content", "expected"),
-    [
-        ("name: bad\nclassifer:\n  hidden: [3]\n", "classifer: unknown key"),
-        ("name: bad\nclassifier:\n  dropout: lots\n", "classifier.dropout"),
-        (
-            "name: bad\ndataset:\n  kind: tabular_file\n",
-            "dataset.path: required value is missing",
-        ),
-    ],
-)
-def test_bad_configs_fail_before_any_compute_naming_the_path(
-    project_env, content: str, expected: str
+def _evaluations(result: Any) -> dict[str, bool]:
+    return {
+        f"{e.asset_key.path[-1]}:{e.check_name}": e.passed
+        for e in result.get_asset_check_evaluations()
+    }
+
+
+def test_a_cache_hit_loads_no_input_draws_nothing_and_reports_stored_checks(
+    register, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = project_env["experiments"] / "bad.yaml"
-    path.write_text(content)
-    result = CliRunner().invoke(main, ["register", str(path)])
-    assert result.exit_code == 2
-    assert expected in result.output
-    assert Registry(project_env["store"]).config_keys() == []
-    assert Store(project_env["store"]).entries() == []
+    from tabs_assets.defs.io_manager import StoredInput
+    from tabs_assets.defs.runs import materialize_partition
+    from tabs_assets.ui import presentation
 
+    key = register("hit_cost", FAST_OVERRIDES)
+    assert materialize_partition(key).success
+    calls: list[str] = []
 
-def test_missing_values_are_reported_all_at_once(project_env) -> None:
-    path = project_env["experiments"] / "bad.yaml"
-    path.write_text("dataset:\n  kind: tabular_file\n")
-    result = CliRunner().invoke(main, ["register", str(path)])
-    for dotted in ("name", "dataset.path", "dataset.label_column"):
-        assert f"{dotted}: required value is missing" in result.output
+    def counted(name: str, original: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return original(*args, **kwargs)
 
+        return call
 
-def test_unregistered_partition_is_a_clear_error(project_env) -> None:
-    result = CliRunner().invoke(main, ["materialize", "nope-12345678"])
-    assert result.exit_code == 2
-    assert "'nope-12345678' is not registered" in result.output
+    monkeypatch.setattr(StoredInput, "load", counted("load", StoredInput.load))
+    monkeypatch.setattr(checks, "_evaluate", counted("check", checks._evaluate))
+    for name in ("thumbnail_png", "write_thumbnails"):
+        monkeypatch.setattr(presentation, name, counted(name, getattr(presentation, name)))
+    import matplotlib.figure
 
-
-KEYS_SCRIPT = """
-from pathlib import Path
-from tabs_assets.config.loading import resolve_config
-from tabs_assets.config.study import expand_study
-from tabs_assets.graph.nodes import NODES, store_key
-resolved = resolve_config([Path('experiments/quickstart.yaml')], ['dataset.n_points=5000'])
-print(resolved.partition_key, [store_key(n, resolved.config) for n in NODES])
-"""
-
-
-def test_partition_and_store_keys_are_stable_across_hash_seeds() -> None:
-    outputs = {run_python(KEYS_SCRIPT, env={"PYTHONHASHSEED": seed}) for seed in ("0", "1", "4242")}
-    assert len(outputs) == 1
-    assert outputs.pop().startswith("quickstart-")
-
-
-def test_importing_definitions_pulls_no_heavy_libraries() -> None:
-    output = run_python(
-        "import sys, tabs_assets.defs.definitions\n"
-        "print(sorted(m for m in ('lightning', 'mlflow', 'torch') if m in sys.modules))"
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", counted("savefig", matplotlib.figure.Figure.savefig)
     )
-    assert output.strip() == "[]"
-
-
-def test_dagster_definitions_validate_passes_for_the_workspace(project_env) -> None:
-    completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    again = materialize_partition(key)
+    assert again.success
+    assert {
+        e.materialization.metadata["cache"].value for e in again.get_asset_materialization_events()
+    } == {"hit"}
+    assert calls == []  # no input loaded, no figure drawn or thumbnailed, no check re-evaluated
+    assert _evaluations(again) == dict.fromkeys(
+        {f"{spec.asset}:{spec.name}" for spec in checks.CHECKS}, True
     )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-
-
-def test_sensor_registers_new_experiment_files(project_env) -> None:
-    write_config(project_env["experiments"], "sensed", SMALL)
-    instance = DagsterInstance.get()
-    resources = {"store": StoreResource(root=str(project_env["store"]))}
-    # StoreResource yields (its run-liveness hook), so Dagster requires the context to be
-    # entered: resources initialised on enter, torn down on exit.
-    with build_sensor_context(instance=instance, resources=resources) as context:
-        result = experiments_sensor(context)
-    [request] = result.dynamic_partitions_requests
-    assert request.partitions_def_name == "configs"
-    [key] = request.partition_keys
-    assert key.startswith("sensed-")
-    assert Registry(project_env["store"]).config_keys() == [key]
-    with build_sensor_context(
-        instance=instance, resources=resources, cursor=result.cursor
-    ) as context:
-        again = experiments_sensor(context)
-    assert "no new or changed files" in str(again.skip_message)
-
-
-def test_register_is_idempotent_and_show_config_names_sources(project_env) -> None:
-    path = write_config(project_env["experiments"], "shown", SMALL)
-    runner = CliRunner()
-    first = runner.invoke(main, ["register", str(path)])
-    second = runner.invoke(main, ["register", str(path)])
-    assert first.exit_code == second.exit_code == 0
-    assert first.output == second.output
-    [key] = Registry(project_env["store"]).config_keys()
-    assert DagsterInstance.get().get_dynamic_partitions("configs") == [key]
-    shown = runner.invoke(main, ["show-config", str(path), "-o", "classifier.dropout=0.1"])
-    lines = {line.split()[0]: line for line in shown.output.splitlines() if line[:1] != "#"}
-    assert f"file: {path}" in lines["dataset.n_points"]
-    assert "override (-o)" in lines["classifier.dropout"]
-    assert "# default" in lines["classifier.hidden"]
-
-
-def test_show_config_of_a_partition_key_keeps_its_sources_and_parses_overrides(
-    project_env,
-) -> None:
-    """A registered config shows where each value came from at registration; -o is YAML."""
-    path = write_config(project_env["experiments"], "keyed", SMALL)
-    runner = CliRunner()
-    assert runner.invoke(main, ["register", str(path)]).exit_code == 0
-    [key] = Registry(project_env["store"]).config_keys()
-
-    def shown(*overrides: str) -> tuple[str, dict[str, str]]:
-        result = runner.invoke(main, ["show-config", key, *overrides])
-        assert result.exit_code == 0, result.output
-        lines = result.output.splitlines()
-        return lines[0], {line.split()[0]: line for line in lines if line[:1] != "#"}
-
-    header, lines = shown()
-    assert header == f"# partition key: {key}"
-    assert lines["dataset.n_points"].split()[1:] == ["4000", "#", "file:", str(path)]
-    assert lines["classifier.hidden"].endswith("# default")
-    assert not any("override (-o)" in line for line in lines.values())
-
-    header, lines = shown("-o", "classifier.hidden=[5]", "-o", "classifier.dropout=0.25")
-    assert header != f"# partition key: {key}"  # another config
-    assert lines["classifier.hidden"].split() == [
-        "classifier.hidden",
-        "[5]",
-        "#",
-        "override",
-        "(-o)",
+    previews = [
+        e.materialization.metadata["previews"].value
+        for e in again.get_asset_materialization_events()
+        if "previews" in e.materialization.metadata
     ]
-    assert lines["classifier.dropout"].split()[1:] == ["0.25", "#", "override", "(-o)"]
-    assert lines["dataset.n_points"].endswith(f"# file: {path}")
+    assert len(previews) >= 3 and all("data:image/png;base64," in p for p in previews)

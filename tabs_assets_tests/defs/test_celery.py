@@ -1,4 +1,4 @@
-"""Issue #6: the asset graph on the Dagster Celery executor, with a real Redis and real workers.
+"""tabs_assets.defs.executors: the Celery executor, with a real Redis and real workers.
 
 Each test starts redis-server and `dagster-celery worker start -y deploy/celery.yaml` workers on
 127.0.0.1 (free ports), runs `dagster asset materialize` with TABS_ASSETS_EXECUTOR=celery (the
@@ -26,7 +26,7 @@ from filelock import FileLock
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import LOCK_DIR, Store
-from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, assert_store_is_valid
 from tabs_assets_tests.services import (
     BIN,
     Service,
@@ -202,11 +202,6 @@ def messages(instance: DagsterInstance, run_id: str) -> list[str]:
     ]
 
 
-def assert_store_is_valid(store: Store) -> None:
-    for entry in store.entries():
-        store.verify(entry.asset, entry.key)  # raises CorruptEntryError on any mismatch
-
-
 def test_two_partitions_run_on_celery_workers_into_the_shared_store(
     celery_stack: CeleryStack, register, project_env: dict[str, Path]
 ) -> None:
@@ -346,7 +341,7 @@ def test_a_study_fans_its_members_out_over_celery_workers(
     celery_stack: CeleryStack, project_env: dict[str, Path]
 ) -> None:
     """The same study path as in process: shards of members become Celery tasks."""
-    from tabs_assets_tests.defs.test_study_run import register_study, study_file
+    from tabs_assets_tests.studies import register_study, study_file
 
     key = register_study(project_env, study_file(project_env["experiments"], "fanned", [1, 2, 3]))
     # Read where the planning step runs, so set for the workers (deploy/tabs-assets.env).

@@ -1,4 +1,4 @@
-"""Issue #17: configs and studies on Slurm, against a real one-node Slurm cluster.
+"""tabs_assets.defs.slurm: configs and studies on a real one-node Slurm cluster.
 
 A session fixture starts munged, slurmctld and slurmd with their config in a temporary folder
 (slurm_cluster.py) and stops them afterwards. The node has every core of this machine and one
@@ -25,19 +25,16 @@ from dagster import (
     DagsterRunStatus,
 )
 
-from tabs_assets.config.slurm import SlurmSettingsError, parse_layer
 from tabs_assets.defs import definitions
 from tabs_assets.defs.runs import materialize_partition, run_study
-from tabs_assets.defs.slurm import JOB_ID, deployment_layer
+from tabs_assets.defs.slurm import JOB_ID
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
-from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
-from tabs_assets_tests.defs.test_celery import assert_store_is_valid
-from tabs_assets_tests.defs.test_study_run import register_study
-from tabs_assets_tests.end_to_end.test_services import start_dagster
-from tabs_assets_tests.services import BIN, service_env, services, wait_until
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, assert_store_is_valid, write_config
+from tabs_assets_tests.services import BIN, service_env, services, start_dagster, wait_until
 from tabs_assets_tests.slurm_cluster import PARTITION, SlurmCluster, missing_binaries, slurm_cluster
+from tabs_assets_tests.studies import register_study
 
 TRAININGS = ("classifier", "generative_model", "reference_density")
 CONFIG_ASSETS = ("dataset", *TRAININGS, "counterfactual_paths", "explanation_metrics")
@@ -124,28 +121,6 @@ def finished_job(cluster: SlurmCluster, job_id: str) -> dict[str, str]:
         return None if fields["JobState"] in ("RUNNING", "COMPLETING") else fields
 
     return wait_until(ended, 30, f"job {job_id} to end")  # type: ignore[return-value]
-
-
-@pytest.mark.parametrize("bad", [{"cpus": 0}, {"partiton": "gpu"}, {"time_limit_min": "1:00"}])
-def test_bad_slurm_settings_are_one_clear_line(bad: dict[str, Any], tmp_path: Path) -> None:
-    with pytest.raises(SlurmSettingsError) as error:
-        parse_layer(bad, "the run config (execution.config)")
-    message = str(error.value)
-    assert "\n" not in message and next(iter(bad)) in message
-    assert message.startswith("Slurm settings in the run config (execution.config): ")
-    path = tmp_path / "slurm.yaml"
-    path.write_text(yaml.safe_dump(bad))
-    os.environ["TABS_ASSETS_SLURM_CONFIG"] = str(path)
-    try:
-        with pytest.raises(SlurmSettingsError, match=str(path)):
-            deployment_layer()
-    finally:
-        del os.environ["TABS_ASSETS_SLURM_CONFIG"]
-
-
-def test_deploy_slurm_yaml_is_valid() -> None:
-    settings = parse_layer(yaml.safe_load((REPO / "deploy" / "slurm.yaml").read_text()), "deploy")
-    assert settings.training_gpus == 1 and settings.array_concurrency
 
 
 @pytest.mark.integration

@@ -1,55 +1,25 @@
-"""Issue #13: a study is one Dagster action, members reported to the instance, truthful lineage."""
+"""tabs_assets.defs.study_run: a study's members in one run, each reported as its own partition."""
 
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner
 from dagster import AssetKey, DagsterInstance
 
-from tabs_assets.cli.main import main
 from tabs_assets.config.loading import resolve_config
-from tabs_assets.defs.assets.studies import members_changed_since_table
 from tabs_assets.defs.runs import materialize_partition, run_study
 from tabs_assets.defs.study_run import member_plan, shard_members
 from tabs_assets.graph.nodes import entry_address, study_store_key
 from tabs_assets.registry.records import Registry
-from tabs_assets.registry.registration import add_partitions, register_file
 from tabs_assets.store.entries import Store
-from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO, write_config
-from tabs_assets_tests.end_to_end.test_services import launch_and_wait, start_dagster
-from tabs_assets_tests.services import service_env, services
+from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
+from tabs_assets_tests.services import launch_and_wait, service_env, services, start_dagster
+from tabs_assets_tests.studies import register_study, study_file
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Using variable_values and operation_name:DeprecationWarning"
 )
-
-
-def study_file(directory: Path, name: str, seeds: list[int]) -> Path:
-    """A study whose members share one classifier and flow (they differ in explanation seed)."""
-    write_config(directory, "base", FAST_OVERRIDES)
-    path = directory / f"{name}.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "study": {
-                    "name": name,
-                    "base": ["base.yaml"],
-                    "seeds": {"keys": ["explanation.seed"], "values": seeds},
-                    "report": {"rows": ["dataset"], "columns": ["explainer"]},
-                }
-            }
-        )
-    )
-    return path
-
-
-def register_study(project_env: dict[str, Path], path: Path) -> str:
-    registered = register_file(Registry(project_env["store"]), path)
-    add_partitions(DagsterInstance.get(), registered)
-    return registered.studies[0]
 
 
 def materialized_partitions(instance: DagsterInstance, asset: str) -> set[str]:
@@ -118,56 +88,6 @@ def test_study_run_reports_members_and_caches_them(project_env: dict[str, Path])
 
 
 @pytest.mark.integration
-def test_rematerializing_a_member_makes_only_its_study_stale(project_env: dict[str, Path]) -> None:
-    first = register_study(project_env, study_file(project_env["experiments"], "first", [1, 2]))
-    second = register_study(project_env, study_file(project_env["experiments"], "second", [1, 2]))
-    registry = Registry(project_env["store"])
-    instance = DagsterInstance.get()
-    for key in (first, second):
-        assert run_study(key).success
-        assert members_changed_since_table(instance, registry.study(key)) == []
-
-    member = registry.study(first).member_keys[0]
-    forced = materialize_partition(member, "explanation_metrics", force=["explanation_metrics"])
-    assert forced.success
-    assert members_changed_since_table(instance, registry.study(first)) == [member]
-    assert members_changed_since_table(instance, registry.study(second)) == []
-    listing = CliRunner().invoke(main, ["list"])
-    assert listing.exit_code == 0, listing.output
-    assert f"stale: 1 member(s) re-materialized since the study table (e.g. {member})" in (
-        listing.output
-    )
-    shown = CliRunner().invoke(main, ["study", "show", first])
-    assert shown.exit_code == 0, shown.output
-    assert "stale (re-materialized since the study table)" in shown.output
-    assert "report: " in shown.output and "report.md" in shown.output
-    # Running the study again brings it up to date (everything is a cache hit).
-    assert run_study(first).success
-    assert members_changed_since_table(instance, registry.study(first)) == []
-
-
-def test_study_list_and_show(project_env: dict[str, Path]) -> None:
-    """`study list`: members done / total; `study show KEY`: each member's state and labels."""
-    key = register_study(project_env, study_file(project_env["experiments"], "listed", [1, 2]))
-    runner = CliRunner()
-    listed = runner.invoke(main, ["study", "list"])
-    assert listed.exit_code == 0, listed.output
-    assert key in listed.output
-    assert "0/2 members with explanation_metrics, report not made" in listed.output
-    shown = runner.invoke(main, ["study", "show", key])
-    assert shown.exit_code == 0, shown.output
-    lines = shown.output.splitlines()
-    assert lines[0] == f"study {key} (listed): 0/2 members with explanation_metrics"
-    assert lines[1] == f"report: not made yet (tabs-assets study run {key})"
-    members = Registry(project_env["store"]).study(key).member_keys
-    for member in members:
-        [line] = [line for line in lines if member in line]
-        assert "missing" in line and "seed=" in line
-    unknown = runner.invoke(main, ["study", "show", "nope"])
-    assert unknown.exit_code == 2 and "nope is not a registered study" in unknown.output
-
-
-@pytest.mark.integration
 def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tmp_path) -> None:
     shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register_study(project_env, study_file(project_env["experiments"], "served", [1, 2]))
@@ -191,20 +111,6 @@ def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tm
     members = record.member_configs(registry)
     for asset in ("study_table", "study_report"):
         assert store.lookup(asset, study_store_key(asset, record.study, members)) is not None
-
-
-def test_study_run_rejects_a_bad_shard_count_before_running(
-    project_env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = study_file(project_env["experiments"], "shards", [1])
-    runner = CliRunner()
-    zero = runner.invoke(main, ["study", "run", str(path), "--shards", "0"])
-    assert zero.exit_code == 2 and "'--shards': 0 is not in the range" in zero.output
-    monkeypatch.setenv("TABS_ASSETS_STUDY_SHARDS", "many")
-    bad = runner.invoke(main, ["study", "run", str(path)])
-    assert bad.exit_code == 2 and "$TABS_ASSETS_STUDY_SHARDS='many'" in bad.output
-    assert "Traceback" not in bad.output
-    assert Registry(project_env["store"]).study_keys() == []  # nothing registered or run
 
 
 def stale_statuses(instance: DagsterInstance, partitions: dict[str, list[str]]) -> dict:

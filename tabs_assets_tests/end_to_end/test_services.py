@@ -1,4 +1,4 @@
-"""Issue #6: the code location served by real Dagster and MLflow servers on 127.0.0.1.
+"""End to end: the code location served by real Dagster and MLflow servers on 127.0.0.1.
 
 `dagster-webserver` and `dagster-daemon` run from workspace.yaml with the repository's
 dagster.yaml; a partition of the `config_graph` job is launched through Dagster's GraphQL Python
@@ -15,18 +15,23 @@ from typing import Any
 
 import pytest
 import requests
-from dagster import DagsterEventType, DagsterInstance
-from dagster_graphql import DagsterGraphQLClient
 
 from tabs_assets.tracking.resource import ROLE_PARTITION, TAG_PREFIX
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
-from tabs_assets_tests.services import BIN, Services, free_port, service_env, services, wait_until
+from tabs_assets_tests.services import (
+    BIN,
+    free_port,
+    launch_and_wait,
+    service_env,
+    services,
+    start_dagster,
+    wait_until,
+)
 
 # dagster_graphql's client calls gql with arguments gql deprecates: not ours to fix.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Using variable_values and operation_name:DeprecationWarning"
 )
-JOB = "config_graph"
 # Config-graph assets that do work on a fresh store, so each has an MLflow run. (The default
 # generative model is the reference NICE itself: trained once, then a cache hit with no run.)
 TRACKED_ASSETS = {
@@ -36,72 +41,6 @@ TRACKED_ASSETS = {
     "counterfactual_paths",
     "explanation_metrics",
 }
-LOCATION_QUERY = """
-{ workspaceOrError { __typename ... on Workspace { locationEntries {
-    name loadStatus locationOrLoadError { __typename } } } } }
-"""
-
-
-def _location_loaded(url: str) -> bool:
-    response = requests.post(url, json={"query": LOCATION_QUERY}, timeout=10).json()
-    entries = response["data"]["workspaceOrError"]["locationEntries"]
-    return any(
-        entry["loadStatus"] == "LOADED"
-        and entry["locationOrLoadError"]["__typename"] != "PythonError"
-        for entry in entries
-    )
-
-
-def start_dagster(stack: Services) -> DagsterGraphQLClient:
-    """dagster-webserver (loopback, free port) and dagster-daemon; returns a GraphQL client
-    once the code location is loaded."""
-    port = free_port()
-    workspace = str(REPO / "workspace.yaml")
-    started = time.monotonic()
-    stack.start(
-        "webserver",
-        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
-    )
-    stack.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
-    wait_until(
-        lambda: _location_loaded(f"http://127.0.0.1:{port}/graphql"),
-        180,
-        "dagster-webserver with the tabs_assets code location loaded",
-        stack.logs,
-        interval=0.5,
-    )
-    print(f"dagster-webserver: code location loaded {time.monotonic() - started:.1f} s after start")
-    return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-
-
-def launch_and_wait(
-    client: DagsterGraphQLClient, stack: Services, partition_key: str, job: str = JOB
-) -> str:
-    """Submit ``job`` (default: the config graph) for one partition; wait until it succeeded."""
-    started = time.monotonic()
-    run_id = client.submit_job_execution(job, tags={"dagster/partition": partition_key})
-
-    def finished() -> Any:
-        status = client.get_run_status(run_id)
-        return status if status.value in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-    status = wait_until(finished, 360, f"run {run_id}", stack.logs, interval=1.0)
-    instance = DagsterInstance.get()
-    errors = [
-        record.user_message
-        for record in instance.all_logs(run_id)
-        if record.dagster_event is not None and record.dagster_event.is_failure
-    ]
-    assert status.value == "SUCCESS", f"{errors}\n{stack.logs()}"
-    print(f"GraphQL-launched run of {partition_key}: {time.monotonic() - started:.1f} s")
-    # It went through the run queue; only the daemon launches queued runs.
-    types = {
-        record.dagster_event.event_type
-        for record in instance.all_logs(run_id)
-        if record.dagster_event is not None
-    }
-    assert {DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING} <= types
-    return run_id
 
 
 def tracked_runs(tracking_uri: str, partition_key: str, run_id: str) -> dict[str, Any]:
@@ -209,23 +148,3 @@ def test_mlflow_tracking_server_receives_runs_and_artifacts_over_http(
     # ... and nothing was tracked in the default SQLite store.
     local = MlflowClient(tracking_uri=f"sqlite:///{served_env['store'] / 'mlflow.db'}")
     assert local.get_experiment_by_name("tabs_assets") is None
-
-
-def test_deployment_files_fit_this_dagster_and_each_other() -> None:
-    """deploy/dagster-postgres.yaml passes Dagster's instance schema (no Postgres needed) with
-    the repository's limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
-    import re
-
-    import yaml
-    from dagster._core.instance.config import dagster_instance_config
-
-    config, _ = dagster_instance_config(str(REPO / "deploy"), "dagster-postgres.yaml")
-    assert "postgres" in config["storage"]
-    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
-    assert config["concurrency"] == local["concurrency"]
-    assert config["run_monitoring"] == local["run_monitoring"]
-    env_file = (REPO / "deploy" / "tabs-assets.env").read_text()
-    defined = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", env_file, flags=re.MULTILINE))
-    for name in ("dagster-postgres.yaml", "celery.yaml"):
-        used = set(re.findall(r"env: (\w+)", (REPO / "deploy" / name).read_text()))
-        assert used and used <= defined, (name, used - defined)

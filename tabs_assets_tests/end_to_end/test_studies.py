@@ -1,7 +1,5 @@
-"""Issue #5: study aggregation (mean ± SEM over seeds) and a real study run through Dagster."""
+"""End to end: a study run through Dagster, what the UIs show of it, a rerun from cache."""
 
-import io
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -14,83 +12,8 @@ from tabs_assets.cli.main import main
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.science.explainers import CounterfactualPaths
-from tabs_assets.science.study_tables import aggregate, best_items, pivot_metric
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES
-
-CRAFTED = pd.DataFrame(
-    {
-        "dataset": ["cake"] * 5 + ["wine"] * 2,
-        "explainer": ["latent_shift"] * 3 + ["revise"] * 2 + ["latent_shift"] * 2,
-        "seed": [1, 2, 3, 1, 2, 1, 2],
-        "validity_rate": [0.5, 0.7, 0.9, 1.0, 1.0, 0.2, float("nan")],
-    }
-)
-
-
-def test_aggregate_computes_mean_and_sem_over_seeds() -> None:
-    table = aggregate(CRAFTED, ["dataset", "explainer"], ["validity_rate"]).set_index(
-        ["dataset", "explainer"]
-    )
-    cake = table.loc[("cake", "latent_shift")]
-    assert cake["n"] == 3
-    assert cake["validity_rate_mean"] == pytest.approx(0.7)
-    assert cake["validity_rate_sem"] == pytest.approx(0.2 / math.sqrt(3))  # std(ddof=1)=0.2
-    revise = table.loc[("cake", "revise")]
-    assert (revise["validity_rate_mean"], revise["validity_rate_sem"]) == (1.0, 0.0)
-    wine = table.loc[("wine", "latent_shift")]  # NaN (no valid path) is not averaged as 0
-    assert wine["validity_rate_mean"] == pytest.approx(0.2)
-    assert math.isnan(wine["validity_rate_sem"])
-
-
-def test_pivot_formats_percentages_and_ranking_orders_best_first() -> None:
-    aggregated = aggregate(CRAFTED, ["dataset", "explainer"], ["validity_rate"])
-    pivot = pivot_metric(aggregated, ["dataset"], ["explainer"], "validity_rate")
-    assert pivot.loc["cake", "latent_shift"] == "70 ± 12"
-    assert pivot.loc["cake", "revise"] == "100 ± 0"
-    assert pivot.loc["wine", "latent_shift"] == "20"
-    best = best_items(aggregated, "dataset", ["explainer"], "validity_rate", top=1)
-    assert best.to_dict("records") == [
-        {"dataset": "cake", "explainer": "revise", "validity_rate": "100 ± 0"},
-        {"dataset": "wine", "explainer": "latent_shift", "validity_rate": "20"},
-    ]
-
-
-def test_study_table_previews_show_bounded_rows_with_their_count() -> None:
-    from tabs_assets.science.study_tables import build_study_table
-
-    rows = [
-        {"dataset": "cake", "explainer": method, "seed": seed, "partition_key": f"{method}-{seed}"}
-        | {"validity_rate": 0.5 + seed / 10, "l1_auc": 1.234567}
-        for method in ("latent_shift", "revise")
-        for seed in (1, 2)
-    ]
-    table = build_study_table(rows, ["dataset", "explainer"], ["validity_rate", "l1_auc"])
-    previews = table.previews(["validity_rate"], rows=3)
-    members = previews["members"].splitlines()
-    assert [c.strip() for c in members[0].split("|")[1:-1]] == [
-        "dataset",
-        "explainer",
-        "seed",
-        "validity_rate",
-        "partition_key",
-    ]
-    assert len([line for line in members if line.startswith("| cake")]) == 3
-    assert members[-1] == "3 of 4 rows; all of them in `members.csv`."
-    groups = previews["mean ± SEM over seeds"].splitlines()
-    assert [c.strip() for c in groups[0].split("|")[1:-1]] == [
-        "dataset",
-        "explainer",
-        "n",
-        "validity_rate (%)",
-    ]
-    assert [c.strip() for c in groups[2].split("|")[1:-1]] == [
-        "cake",
-        "latent_shift",
-        "2",
-        "65 ± 5",
-    ]
-    assert groups[-1] == "2 of 2 rows; all of them in `aggregated.csv`."
 
 
 def _study_file(directory: Path) -> Path:
@@ -239,25 +162,3 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
     assert len([line for line in members if "| tiny-" in line]) == 4
     assert members[-1] == "4 of 4 rows; all of them in `members.csv`."
     assert "mean ± SEM over seeds" in table
-
-
-def test_report_names_the_study_and_tabulates_the_counterfactuals() -> None:
-    from tabs_assets.config.study import StudyConfig
-    from tabs_assets.science.study_report import build_study_report
-    from tabs_assets.science.study_tables import build_study_table
-
-    members = CRAFTED.assign(cf_l1=[1.0, 2.0, 3.0, 0.5, 0.5, 4.0, float("nan")], cf_ynn=0.5)
-    table = build_study_table(
-        members.to_dict("records"), ["dataset", "explainer"], ["validity_rate", "cf_l1", "cf_ynn"]
-    )
-    study = StudyConfig.model_validate(
-        {"name": "crafted", "description": "Two explainers.", "report": {"rows": ["dataset"]}}
-    )
-    report = build_study_report(table, study)
-    cells = pd.read_csv(io.BytesIO(report.files["counterfactuals.csv"]))
-    cake = cells[(cells["dataset"] == "cake") & (cells["explainer"] == "latent_shift")].iloc[0]
-    assert cake["cf_l1"] == "2 ± 0.58" and cake["cf_ynn"] == "50 ± 0"  # shares in percent
-    text = report.files["report.md"].decode()
-    assert text.startswith("# Study report: crafted\n\nTwo explainers.")
-    assert "7 member configs in 3 groups (up to 3 seeds each)" in text
-    assert "mean ± SEM" in text and "## counterfactuals" in text

@@ -1,4 +1,4 @@
-"""Store keys follow the code a result runs (graph.code): they change exactly when it does.
+"""tabs_assets.graph.code: store keys change exactly when the code a result runs does.
 
 Edits are made on a temporary copy of the package (``code.PACKAGE_DIR`` points at it), never
 on the real sources.

@@ -1,4 +1,4 @@
-"""Explainers (SCIENCE.md §4): hand-computed paths, batched == row by row, exact lengths."""
+"""tabs_assets.science.explainers (SCIENCE.md §4): hand-computed paths, batched == row by row."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""Validity losses (SCIENCE.md §3) against hand-computed values."""
+"""tabs_assets.science.losses (SCIENCE.md §3): against hand-computed values."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Path metrics (SCIENCE.md §6) on crafted paths, checked by hand."""
+"""tabs_assets.science.metrics (SCIENCE.md §6): on crafted paths, checked by hand."""
 
 import math
 

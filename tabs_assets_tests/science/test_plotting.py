@@ -1,5 +1,7 @@
-"""Figures (SCIENCE.md §7, §8): every plot function renders a PNG of the expected size, for 2-D
-and for wide data; config_figures picks the right set; no LaTeX; small numeric helpers."""
+"""tabs_assets.science.plotting (SCIENCE.md §7, §8): every figure renders at the expected size.
+
+For 2-D and for wide data; config_figures picks the right set; no LaTeX; small numeric helpers.
+"""
 
 import io
 import struct

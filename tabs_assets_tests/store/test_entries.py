@@ -1,22 +1,28 @@
-"""The content-addressed store: atomic writes, checksums, locks, garbage collection."""
+"""tabs_assets.store.entries: atomic writes, checksums, locks, permissions, gc's boundaries."""
 
 import errno
 import fcntl
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from tabs_assets.cli.main import main
 from tabs_assets.store.entries import (
     LOCK_DIR,
     MANIFEST,
     TEMP_PREFIX,
     CorruptEntryError,
+    LockTimeoutError,
     Store,
     StoreError,
 )
@@ -183,3 +189,107 @@ def test_check_locks_names_a_filesystem_without_working_locks(
     monkeypatch.setattr(fcntl, "flock", flock)
     with pytest.raises(StoreError, match="file locks do not work on the store's filesystem"):
         Store(tmp_path).check_locks()
+
+
+def test_gc_never_follows_a_symlink_out_of_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    (outside / "k1").mkdir(parents=True)
+    (outside / "k1" / "manifest.json").write_text(json.dumps({"files": {}}))
+    (outside / "precious.txt").write_text("keep me")
+    root = tmp_path / "store"
+    store = Store(root)
+    store.write("thing", "drop", text_payload("b"), {}, {})
+    (root / "linked_asset").symlink_to(outside, target_is_directory=True)
+    (root / "thing" / "linked_entry").symlink_to(outside / "k1", target_is_directory=True)
+    plan = store.gc_plan(set(), {"thing", "linked_asset"}, min_temp_age_s=0)
+    assert [item.path.name for item in plan.remove] == ["drop"]
+    assert {item.path.name for item in plan.skipped} == {"linked_asset", "linked_entry"}
+    store.gc_apply(plan)
+    assert (outside / "precious.txt").read_text() == "keep me" and (outside / "k1").is_dir()
+    assert (root / "linked_asset").is_symlink() and (root / "thing" / "linked_entry").is_symlink()
+
+
+def test_store_files_get_umask_permissions(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    def save(directory: Path) -> None:
+        save_file({"w": torch.zeros(3)}, directory / "weights.safetensors")
+
+    old = os.umask(0o022)
+    try:
+        entry = Store(tmp_path).write("model", "k1", save, {}, {})
+    finally:
+        os.umask(old)
+    for path in [entry.path, *entry.path.rglob("*")]:
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_read_only_or_full_store_gives_a_message_not_a_traceback(
+    project_env: dict[str, Path], register: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests may run as root (permissions ignored): the file system's refusals are faked."""
+    import errno
+
+    from tabs_assets.registry import records as registry_module
+    from tabs_assets.store.entries import StoreError
+
+    register("ro", {"dataset.kind": "sklearn", "dataset.name": "iris"})
+    store = Store(project_env["store"])
+    orphan = store.write("dataset", "e" * 16, text_payload("x"), {}, {})
+    config_file = project_env["experiments"] / "other.yaml"
+    config_file.write_text("name: other\ndataset: {kind: sklearn, name: wine}\n")
+
+    def refuse(code: int) -> Callable[..., None]:
+        def raiser(*args: Any, **kwargs: Any) -> None:
+            raise OSError(code, os.strerror(code), str(args[0]) if args else "")
+
+        return raiser
+
+    monkeypatch.setattr(registry_module, "write_file_durably", refuse(errno.EROFS))
+    result = CliRunner().invoke(main, ["register", str(config_file)])
+    assert result.exit_code == 2, result.output
+    assert "cannot write the registry: the file system is read-only" in result.output
+    assert isinstance(result.exception, SystemExit)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "rename", refuse(errno.EROFS))
+        gc = CliRunner().invoke(main, ["store", "gc"])
+    assert gc.exit_code == 2 and "could not remove" in gc.output, gc.output
+    assert "read-only" in gc.output and isinstance(gc.exception, SystemExit)
+    assert orphan.path.is_dir()
+
+    def full_disk(directory: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory / "w.bin"))
+
+    with pytest.raises(StoreError, match="the disk is full"):
+        store.write("dataset", "f" * 16, full_disk, {}, {})
+    assert not list((project_env["store"] / "dataset").glob(".tmp-*"))
+
+
+def test_lock_timeout_names_the_holder(tmp_path: Path) -> None:
+    holder = """
+import sys, time
+from tabs_assets.store.entries import Store
+with Store(sys.argv[1]).lock("thing", "k1", holder_info={"partition_key": "p-1"}):
+    print("locked", flush=True)
+    time.sleep(30)
+"""
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        started = time.perf_counter()
+        with (
+            pytest.raises(LockTimeoutError) as caught,
+            Store(tmp_path).lock("thing", "k1", timeout_s=0.5),
+        ):
+            pass
+        assert time.perf_counter() - started < 5
+        message = str(caught.value)
+        assert f"pid {process.pid}" in message and "p-1" in message and "k1.lock" in message
+    finally:
+        process.kill()
+        process.wait()

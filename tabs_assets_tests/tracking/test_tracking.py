@@ -1,13 +1,18 @@
-"""Issue #3: MLflow holds a parent run per partition and a child run per asset that did work."""
+"""tabs_assets.tracking: a parent MLflow run per partition, a child run per asset that did work."""
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 from mlflow.tracking import MlflowClient
 
+from tabs_assets import settings
 from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.store.entries import Store
+from tabs_assets.tracking import resource as tracking
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
 
 pytestmark = pytest.mark.integration
@@ -85,3 +90,66 @@ def test_unreachable_tracking_server_keeps_the_result(
     Store(project_env["store"]).verify("dataset", meta["store_key"])
     logs = DagsterInstance.get().all_logs(result.run_id)
     assert any("MLflow tracking failed, result kept" in entry.user_message for entry in logs)
+
+
+def _hold_lock(lock: Path) -> subprocess.Popen:
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from tabs_assets.locks import HeldLock\n"
+        f"lock = HeldLock(Path({str(lock)!r}))\n"  # kept: a collected lock is released
+        "lock.acquire(None, note={'by': 'test holder'})\n"
+        "print('held', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
+    register, project_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(settings.MLFLOW_LOCK_TIMEOUT_ENV, "2")
+    store_root = project_env["store"]
+    key = register("locked", {"dataset.n_points": 3000})
+    holder = _hold_lock(Path(str(store_root / "mlflow.db") + ".lock"))
+    try:
+        started = time.monotonic()
+        result = materialize_partition(key, "dataset")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.success
+    assert elapsed < 60
+    meta = materialization_metadata(result)["dataset"]
+    assert "mlflow.db.lock" in meta["mlflow_error"] and "test holder" in meta["mlflow_error"]
+    logs = DagsterInstance.get().all_logs(result.run_id)
+    assert any("still held after 2 s" in (e.user_message or "") for e in logs)
+    store = Store(store_root)
+    entry = store.lookup("dataset", meta["store_key"])
+    assert "mlflow_run_id" not in entry.manifest
+
+    # A killed process left a RUNNING run for this entry: closed when the entry is next read.
+    client = _client(store_root)
+    resource = tracking.TrackingResource()
+    experiment_id = resource._experiment_id(client)
+    stale = client.create_run(
+        experiment_id, tags={"tabs_assets.store_key": entry.key, "tabs_assets.role": "asset"}
+    )
+
+    again = materialize_partition(key, "dataset")
+    assert materialization_metadata(again)["dataset"]["cache"] == "hit"
+    entry = store.lookup("dataset", entry.key)
+    run = client.get_run(entry.manifest["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["tabs_assets.tracked_late"] == "true"
+    assert run.data.tags["tabs_assets.store_key"] == entry.key
+    assert client.get_run(stale.info.run_id).info.status == "KILLED"
+    assert run.info.end_time - run.info.start_time >= entry.manifest["compute_seconds"] * 1000 - 2
+
+    # A third read does nothing in MLflow (fast path).
+    count = len(client.search_runs([experiment_id]))
+    materialize_partition(key, "dataset")
+    assert len(client.search_runs([experiment_id])) == count

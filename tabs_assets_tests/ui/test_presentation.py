@@ -1,4 +1,4 @@
-"""What the two UIs show of a config or a study: links, run names, configs in words."""
+"""tabs_assets.ui.presentation: links, run names and configs in words, as the UIs show them."""
 
 from pathlib import Path
 

@@ -1,51 +1,14 @@
-"""scikit-learn bundled data sets, the generic CSV/Parquet loader, and the dispatch."""
+"""tabs_assets.science.datasets.tabular_file: the generic CSV/Parquet loader."""
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tabs_assets.config.datasets import CakeOnSeaConfig, SklearnDatasetConfig, TabularFileConfig
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.fingerprint import dataset_fingerprint, file_fingerprint
-from tabs_assets.science.datasets.loading import load_tabular_data
-from tabs_assets.science.datasets.sklearn_data import load_sklearn_dataset
+from tabs_assets.config.datasets import TabularFileConfig
 from tabs_assets.science.datasets.tabular import DatasetError
 from tabs_assets.science.datasets.tabular_file import load_tabular_file
-
-# --- scikit-learn ---------------------------------------------------------------------------
-
-
-def test_breast_cancer_shape_and_classes():
-    data = load_sklearn_dataset(SklearnDatasetConfig(name="breast_cancer"))
-
-    assert data.features.shape == (569, 30)
-    assert data.features.dtype == np.float32
-    assert data.labels.dtype == np.int64
-    assert data.class_names == ["malignant", "benign"]
-    assert np.bincount(data.labels).tolist() == [212, 357]
-    assert data.feature_names[0] == "mean radius"
-
-
-def test_wine_shape_and_classes():
-    data = load_sklearn_dataset(SklearnDatasetConfig(name="wine"))
-
-    assert data.features.shape == (178, 13)
-    assert np.bincount(data.labels).tolist() == [59, 71, 48]
-    assert len(data.class_names) == 3
-    assert data.feature_names[0] == "alcohol"
-
-
-def test_digits_class_names_are_text():
-    data = load_sklearn_dataset(SklearnDatasetConfig(name="digits"))
-
-    assert data.features.shape == (1797, 64)
-    assert data.class_names == [str(digit) for digit in range(10)]
-
-
-# --- generic file: a small heart-failure-like table -----------------------------------------
 
 
 def patients() -> pd.DataFrame:
@@ -259,63 +222,3 @@ def test_missing_categories_are_rejected(tmp_path: Path):
 
     with pytest.raises(DatasetError, match="categorical column 'sex' has 1 missing"):
         load_tabular_file(config)
-
-
-# --- fingerprints and dispatch --------------------------------------------------------------
-
-
-def test_file_fingerprint_is_the_sha256_and_follows_edits(tmp_path: Path):
-    path = write(patients(), tmp_path / "patients.csv")
-    before = file_fingerprint(path)
-
-    assert before == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert dataset_fingerprint(file_config(path)) == before
-    write(patients().assign(age=1.0), path)
-    assert file_fingerprint(path) != before
-
-
-def test_fingerprint_of_a_missing_file_names_it(tmp_path: Path):
-    with pytest.raises(DatasetError, match=r"gone\.csv does not exist"):
-        dataset_fingerprint(file_config(tmp_path / "gone.csv"))
-
-
-def test_generated_and_bundled_data_have_no_fingerprint():
-    assert dataset_fingerprint(CakeOnSeaConfig()) is None
-    assert dataset_fingerprint(SklearnDatasetConfig(name="iris")) is None
-
-
-def test_dispatch_reaches_each_loader(tmp_path: Path):
-    cake_config = CakeOnSeaConfig(n_points=500)
-    cake = load_tabular_data(cake_config, tmp_path)
-    np.testing.assert_array_equal(cake.features, make_cake_on_sea(cake_config).features)
-
-    iris = load_tabular_data(SklearnDatasetConfig(name="iris"), tmp_path)
-    assert iris.features.shape == (150, 4)
-
-    path = write(patients(), tmp_path / "patients.csv")
-    table = load_tabular_data(file_config(path), tmp_path / "unused")
-    assert table.feature_names[1] == "chest_pain=atypical"
-    assert not (tmp_path / "unused").exists()
-
-
-def test_the_plots_key_of_a_file_config_hashes_the_file_once(tmp_path: Path, monkeypatch):
-    """Every key of a config includes the dataset's: the file is still read once per process."""
-    import tabs_assets.science.datasets.fingerprint as fingerprint
-    from tabs_assets.config.experiment import ExperimentConfig
-    from tabs_assets.graph.nodes import store_key
-
-    path = write(patients(), tmp_path / "patients.csv")
-    monkeypatch.setattr(fingerprint, "RACY_NS", -1)  # just written, but counts as settled
-    hashed: list[Path] = []
-
-    def counting(file: Path) -> str:
-        hashed.append(file)
-        return hashlib.sha256(file.read_bytes()).hexdigest()
-
-    monkeypatch.setattr(fingerprint, "file_sha256", counting)
-    config = ExperimentConfig(name="files", dataset=file_config(path))
-    first = store_key("plots", config)
-    assert hashed == [path]
-    assert store_key("plots", config) == first and hashed == [path]
-    write(patients().assign(age=1.0), path)  # an edit is a new version: hashed again
-    assert store_key("plots", config) != first and hashed == [path, path]

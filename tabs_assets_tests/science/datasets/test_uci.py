@@ -1,4 +1,4 @@
-"""UCI loaders on small files written in exactly the raw formats; the network is never used."""
+"""tabs_assets.science.datasets.uci and .downloads: UCI loaders on small raw files, offline."""
 
 import gzip
 import hashlib

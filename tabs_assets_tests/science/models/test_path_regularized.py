@@ -1,4 +1,4 @@
-"""Path-regularized NICE (SCIENCE.md §5): frozen classifier, path losses, a tiny training run."""
+"""tabs_assets.science.models.path_regularized (SCIENCE.md §5): frozen classifier, path losses."""
 
 import math
 from collections.abc import Iterator
