@@ -38,8 +38,8 @@ def test_classifier_check_compares_with_the_majority_class_rate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     untrained = checks.classifier_above_chance(_classifier(tmp_path / "a", 0.6))  # 0 epochs
-    assert untrained == (False, "ERROR", untrained.message)
-    assert "majority-class rate 0.6000 + margin 0.05" in untrained.message
+    expected = "test accuracy 0.6000 vs majority-class rate 0.6000 + margin 0.05"
+    assert untrained == (False, "ERROR", expected)
     assert checks.classifier_above_chance(_classifier(tmp_path / "b", 0.64)).passed is False
     assert checks.classifier_above_chance(_classifier(tmp_path / "c", 0.66)).passed is True
     monkeypatch.setenv(settings.ACCURACY_MARGIN_ENV, "0.3")
