@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated store root, Dagster home and MLflow DB per test."""
+"""Shared fixtures (an isolated store root, Dagster home and MLflow DB per test) and helpers."""
 
 import os
 import shutil
@@ -14,6 +14,7 @@ from tabs_assets.config.loading import resolve_config
 from tabs_assets.defs.partitions import add_partitions
 from tabs_assets.registry.records import Registry
 from tabs_assets.registry.registration import register_file
+from tabs_assets.store.entries import Store
 
 REPO = Path(__file__).resolve().parents[1]
 # Small but real: full cake-on-sea pipeline in seconds.
@@ -122,3 +123,8 @@ def run_python(code: str, env: dict[str, str] | None = None, timeout: int = 120)
 @pytest.fixture
 def fast_config() -> Iterator[Any]:
     yield resolve_config([], {"name": "fast", **FAST_OVERRIDES}).config
+
+
+def assert_store_is_valid(store: Store) -> None:
+    for entry in store.entries():
+        store.verify(entry.asset, entry.key)  # raises CorruptEntryError on any mismatch

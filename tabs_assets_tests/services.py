@@ -2,7 +2,8 @@
 
 Every service runs in its own session (process group), with its output in a log file that a
 failing wait prints. Stopping sends SIGTERM to the group, waits, then SIGKILLs the group and
-any descendant that left it (e.g. servers that daemonize their helpers).
+any descendant that left it (e.g. servers that daemonize their helpers). ``start_dagster`` and
+``launch_and_wait`` serve the code location and run a job launched over GraphQL.
 """
 
 import os
@@ -14,6 +15,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
+
+import requests
+from dagster import DagsterEventType, DagsterInstance
+from dagster_graphql import DagsterGraphQLClient
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # console scripts of this environment (dagster, celery, ...)
@@ -177,3 +183,74 @@ def wait_until(
                 + f"\n{logs()}"
             )
         time.sleep(interval)
+
+
+JOB = "config_graph"
+
+
+LOCATION_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries {
+    name loadStatus locationOrLoadError { __typename } } } } }
+"""
+
+
+def _location_loaded(url: str) -> bool:
+    response = requests.post(url, json={"query": LOCATION_QUERY}, timeout=10).json()
+    entries = response["data"]["workspaceOrError"]["locationEntries"]
+    return any(
+        entry["loadStatus"] == "LOADED"
+        and entry["locationOrLoadError"]["__typename"] != "PythonError"
+        for entry in entries
+    )
+
+
+def start_dagster(stack: Services) -> DagsterGraphQLClient:
+    """dagster-webserver (loopback, free port) and dagster-daemon; returns a GraphQL client
+    once the code location is loaded."""
+    port = free_port()
+    workspace = str(REPO / "workspace.yaml")
+    started = time.monotonic()
+    stack.start(
+        "webserver",
+        [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
+    )
+    stack.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
+    wait_until(
+        lambda: _location_loaded(f"http://127.0.0.1:{port}/graphql"),
+        180,
+        "dagster-webserver with the tabs_assets code location loaded",
+        stack.logs,
+        interval=0.5,
+    )
+    print(f"dagster-webserver: code location loaded {time.monotonic() - started:.1f} s after start")
+    return DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+
+
+def launch_and_wait(
+    client: DagsterGraphQLClient, stack: Services, partition_key: str, job: str = JOB
+) -> str:
+    """Submit ``job`` (default: the config graph) for one partition; wait until it succeeded."""
+    started = time.monotonic()
+    run_id = client.submit_job_execution(job, tags={"dagster/partition": partition_key})
+
+    def finished() -> Any:
+        status = client.get_run_status(run_id)
+        return status if status.value in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    status = wait_until(finished, 360, f"run {run_id}", stack.logs, interval=1.0)
+    instance = DagsterInstance.get()
+    errors = [
+        record.user_message
+        for record in instance.all_logs(run_id)
+        if record.dagster_event is not None and record.dagster_event.is_failure
+    ]
+    assert status.value == "SUCCESS", f"{errors}\n{stack.logs()}"
+    print(f"GraphQL-launched run of {partition_key}: {time.monotonic() - started:.1f} s")
+    # It went through the run queue; only the daemon launches queued runs.
+    types = {
+        record.dagster_event.event_type
+        for record in instance.all_logs(run_id)
+        if record.dagster_event is not None
+    }
+    assert {DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING} <= types
+    return run_id

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tabs_assets import settings
+from tabs_assets_tests.conftest import REPO
 
 PACKAGE = Path(settings.__file__).parent
 BAD_VALUES = [
@@ -93,3 +94,24 @@ def test_no_module_but_settings_reads_a_tabs_assets_variable() -> None:
         for key in _environment_reads(ast.parse(path.read_text())):
             assert "TABS_ASSETS" not in key and not key.startswith("settings."), (path, key)
             assert key.strip("'\"") not in declared - {"DAGSTER_HOME"}, (path, key)
+
+
+def test_dagster_materialize_without_dagster_home_says_what_to_set(tmp_path: Path) -> None:
+    """A new terminal without DAGSTER_HOME: a message and exit code 2, not a 60-line
+    DagsterInvalidSubsetError traceback."""
+    result = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "dagster"),
+            *("asset", "materialize", "-m", "tabs_assets.defs.definitions"),
+            *("--select", "*explanation_metrics", "--partition", "quickstart-0914f6d3"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # Dagster makes its throwaway instance in the working directory
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "DAGSTER_HOME is not set" in result.stderr
+    assert f"export DAGSTER_HOME={REPO / '.dagster_home'}" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -1,0 +1,31 @@
+"""deploy/: the deployment files fit this Dagster, each other and the schemas."""
+
+import yaml
+
+from tabs_assets.config.slurm import parse_layer
+from tabs_assets_tests.conftest import REPO
+
+
+def test_deploy_slurm_yaml_is_valid() -> None:
+    settings = parse_layer(yaml.safe_load((REPO / "deploy" / "slurm.yaml").read_text()), "deploy")
+    assert settings.training_gpus == 1 and settings.array_concurrency
+
+
+def test_deployment_files_fit_this_dagster_and_each_other() -> None:
+    """deploy/dagster-postgres.yaml passes Dagster's instance schema (no Postgres needed) with
+    the repository's limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
+    import re
+
+    import yaml
+    from dagster._core.instance.config import dagster_instance_config
+
+    config, _ = dagster_instance_config(str(REPO / "deploy"), "dagster-postgres.yaml")
+    assert "postgres" in config["storage"]
+    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    assert config["concurrency"] == local["concurrency"]
+    assert config["run_monitoring"] == local["run_monitoring"]
+    env_file = (REPO / "deploy" / "tabs-assets.env").read_text()
+    defined = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", env_file, flags=re.MULTILINE))
+    for name in ("dagster-postgres.yaml", "celery.yaml"):
+        used = set(re.findall(r"env: (\w+)", (REPO / "deploy" / name).read_text()))
+        assert used and used <= defined, (name, used - defined)
