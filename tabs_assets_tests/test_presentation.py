@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tabs_assets.config.study import expand_study
-from tabs_assets.tracking.resource import TrackingResource
+from tabs_assets.defs.resources import TrackingResource
 from tabs_assets.ui import presentation
 from tabs_assets_tests.conftest import REPO
 

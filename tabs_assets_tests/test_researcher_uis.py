@@ -18,7 +18,13 @@ from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
-from tabs_assets.tracking import resource as tracking
+from tabs_assets.tracking.session import (
+    EXPERIMENT_KIND_TAG,
+    LOCK_TIMEOUT_ENV,
+    TrackingSettings,
+    ensure_experiment,
+)
+from tabs_assets.tracking.tags import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG
 from tabs_assets.ui import presentation
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata, write_config
 
@@ -70,7 +76,7 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
 
     client = _client(store_root)
     experiment = client.get_experiment_by_name("tabs_assets")
-    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     for method, key in (("latent_shift", shift), ("revise", revise)):
         [parent] = client.search_runs(
             [experiment.experiment_id],
@@ -98,10 +104,10 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
     for run in runs:
         tags = run.data.tags
         assert tags["mlflow.source.git.commit"]
-        assert tags[tracking.DAGSTER_ASSET_TAG].startswith("http://127.0.0.1:3000/assets/")
+        assert tags[DAGSTER_ASSET_TAG].startswith("http://127.0.0.1:3000/assets/")
         assert run.info.status == "FINISHED"
         if tags["tabs_assets.role"] == "asset":
-            assert tags[tracking.DAGSTER_RUN_TAG].startswith("http://127.0.0.1:3000/runs/")
+            assert tags[DAGSTER_RUN_TAG].startswith("http://127.0.0.1:3000/runs/")
             seconds = run.data.metrics["compute_seconds"]
             assert run.info.end_time - run.info.start_time >= seconds * 1000 - 2
 
@@ -160,7 +166,7 @@ def _hold_lock(lock: Path) -> subprocess.Popen:
 def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
     register, project_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(tracking.LOCK_TIMEOUT_ENV, "2")
+    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "2")
     store_root = project_env["store"]
     key = register("locked", {"dataset.n_points": 3000})
     holder = _hold_lock(Path(str(store_root / "mlflow.db") + ".lock"))
@@ -183,8 +189,7 @@ def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
 
     # A killed process left a RUNNING run for this entry: closed when the entry is next read.
     client = _client(store_root)
-    resource = tracking.TrackingResource()
-    experiment_id = resource._experiment_id(client)
+    experiment_id = ensure_experiment(client, TrackingSettings())
     stale = client.create_run(
         experiment_id, tags={"tabs_assets.store_key": entry.key, "tabs_assets.role": "asset"}
     )

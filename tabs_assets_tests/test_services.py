@@ -18,7 +18,7 @@ import requests
 from dagster import DagsterEventType, DagsterInstance
 from dagster_graphql import DagsterGraphQLClient
 
-from tabs_assets.tracking.resource import ROLE_PARTITION, TAG_PREFIX
+from tabs_assets.tracking.tags import ROLE_PARTITION, TAG_PREFIX
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
 from tabs_assets_tests.services import BIN, Services, free_port, service_env, services, wait_until
 

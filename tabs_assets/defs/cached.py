@@ -43,7 +43,7 @@ from tabs_assets.defs.resources import StoreResource
 from tabs_assets.defs.slurm_job import ended_quietly_by_slurm
 from tabs_assets.graph.nodes import NODES, Node, entry_address, key_material
 from tabs_assets.store.entries import KEY_LENGTH, MANIFEST, Store, StoreEntry
-from tabs_assets.tracking.resource import AssetRun, Tracker, TrackingOutcome
+from tabs_assets.tracking.interface import AssetRun, Tracker, TrackingOutcome
 from tabs_assets.ui import presentation
 
 # The store key is the data version by design; Dagster marks the parameter as beta.
