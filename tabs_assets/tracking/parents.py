@@ -10,7 +10,6 @@ from typing import Any
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.tracking import registry_view
 from tabs_assets.tracking.artifacts import log_dataset, log_files
-from tabs_assets.tracking.batches import log_all
 from tabs_assets.tracking.git import GitState
 from tabs_assets.tracking.interface import AssetRun
 from tabs_assets.tracking.session import ParentState, Session
@@ -102,8 +101,7 @@ def update_parent(
     values = _headline_values(state, results, upstream_metrics or {})
     changed += [RunTag(f"{STORE_KEY_TAG}.{run.asset}", run.store_key) for run in folded]
     now = int(time.time() * 1000)
-    log_all(
-        client,
+    client.log_batch(  # MLflow splits it into the batch sizes it accepts
         state.run_id,
         params=new_params,
         metrics=[Metric(k, v, now, 0) for k, v in values.items()],

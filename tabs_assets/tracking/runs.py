@@ -10,7 +10,6 @@ from tabs_assets import settings
 from tabs_assets.config.experiment import ExperimentConfig
 from tabs_assets.tracking import registry_view
 from tabs_assets.tracking.artifacts import log_dataset, log_files, manifest_of
-from tabs_assets.tracking.batches import log_all
 from tabs_assets.tracking.git import GitState, git_state
 from tabs_assets.tracking.interface import AssetRun, TrackingOutcome
 from tabs_assets.tracking.parents import update_parent
@@ -74,7 +73,7 @@ def record_run(tracking: TrackingSettings, run: AssetRun) -> TrackingOutcome:
         if name != "epoch"
     ] + [Metric(name, float(value), stamp, 0) for name, value in run.metrics.items()]
     metrics.append(Metric("compute_seconds", float(seconds), stamp, 0))
-    log_all(client, run_id, params=[Param(k, v) for k, v in params.items()], metrics=metrics)
+    client.log_batch(run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
     if run.asset == "dataset" and config is not None:
         with suppress(Exception):
             log_dataset(client, run_id, config, store_root)
