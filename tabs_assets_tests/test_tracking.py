@@ -1,11 +1,14 @@
 """Issue #3: MLflow holds a parent run per partition and a child run per asset that did work."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 from mlflow.tracking import MlflowClient
 
+import tabs_assets.tracking
 from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.store.entries import Store
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
@@ -85,3 +88,15 @@ def test_unreachable_tracking_server_keeps_the_result(
     Store(project_env["store"]).verify("dataset", meta["store_key"])
     logs = DagsterInstance.get().all_logs(result.run_id)
     assert any("MLflow tracking failed, result kept" in entry.user_message for entry in logs)
+
+
+def test_tracking_imports_no_dagster() -> None:
+    """Tracking lies below the Dagster layer: all of it imports in a fresh process without it."""
+    folder = Path(tabs_assets.tracking.__file__).parent
+    modules = sorted(f"tabs_assets.tracking.{path.stem}" for path in folder.glob("*.py"))
+    assert len(modules) > 2
+    code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint('dagster' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False", modules
