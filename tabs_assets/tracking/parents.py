@@ -78,17 +78,7 @@ def update_parent(
         tags[DAGSTER_RUN_TAG] = presentation.dagster_run_url(dagster_run_id)
     state = _parent_state(session, partition_key)
     if state is None:
-        run = client.create_run(
-            session.experiment_id,
-            start_time=started_ms,
-            run_name=tags.get(RUN_NAME_TAG, partition_key),
-            tags=tags,
-        )
-        state = ParentState(run.info.run_id, set(), dict(tags), {})
-        session.parents[partition_key] = state
-        if config is not None:
-            with suppress(Exception):  # the dataset view is a nicety; never block tracking
-                log_dataset(client, state.run_id, config, store_root)
+        state = _create_parent(session, store_root, partition_key, config, tags, started_ms)
         changed: list[Any] = []
     else:
         changed = [RunTag(k, v) for k, v in tags.items() if state.tags.get(k) != v]
@@ -111,6 +101,28 @@ def update_parent(
         log_files(client, state.run_id, run.artifacts, folder=run.asset)
     client.set_terminated(state.run_id, "FINISHED", end_time=now)
     return state.run_id
+
+
+def _create_parent(
+    session: Session,
+    store_root: Path,
+    partition_key: str,
+    config: ExperimentConfig | None,
+    tags: dict[str, str],
+    started_ms: int,
+) -> ParentState:
+    run = session.client.create_run(
+        session.experiment_id,
+        start_time=started_ms,
+        run_name=tags.get(RUN_NAME_TAG, partition_key),
+        tags=tags,
+    )
+    state = ParentState(run.info.run_id, set(), dict(tags), {})
+    session.parents[partition_key] = state
+    if config is not None:
+        with suppress(Exception):  # the dataset view is a nicety; never block tracking
+            log_dataset(session.client, state.run_id, config, store_root)
+    return state
 
 
 def _headline_values(

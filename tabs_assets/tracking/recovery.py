@@ -15,7 +15,7 @@ from tabs_assets.tracking.git import git_state
 from tabs_assets.tracking.interface import AssetRun, TrackingOutcome
 from tabs_assets.tracking.parents import update_parent
 from tabs_assets.tracking.runs import record_run
-from tabs_assets.tracking.session import TrackingSettings, session_for
+from tabs_assets.tracking.session import Session, TrackingSettings, session_for
 from tabs_assets.tracking.tags import ASSET_TAG, STORE_KEY_TAG
 
 STALE_RUNNING_SECONDS = 3600  # a tracking server's RUNNING child older than this is dead
@@ -43,29 +43,10 @@ def track_entry(
     manifest does not know yet (killed between logging and writing the manifest) is adopted;
     the partition's parent run gets the entry's headline metrics."""
     session = session_for(tracking)
-    client, experiment_id = session.client, session.experiment_id
     manifest = entry.manifest
-    run = None
-    if manifest.get("mlflow_run_id") and (
-        manifest.get("mlflow_tracking_uri") == tracking.resolved_uri()
-    ):
-        try:
-            run = client.get_run(manifest["mlflow_run_id"])
-        except Exception:  # deleted, or another store
-            run = None
-    if run is None or run.info.status != "FINISHED":
-        found = client.search_runs(
-            [experiment_id],
-            filter_string=(
-                f"tags.`{STORE_KEY_TAG}` = '{entry.key}' "
-                "and attributes.status = 'FINISHED' "
-                f"and tags.`{ASSET_TAG}` = '{asset}'"
-            ),
-            max_results=1,
-        )
-        run = found[0] if found else None
+    run = _finished_run(tracking, session, entry, asset)
     if run is None:
-        _close_stale(tracking, client, experiment_id, entry.key)
+        _close_stale(tracking, session, entry.key)
         return record_run(tracking, _entry_run(entry, partition_key, asset, dagster_run_id))
     seconds = manifest.get("compute_seconds")
     update_parent(
@@ -82,8 +63,34 @@ def track_entry(
         dagster_run_id=None,
         git=git_state(settings.project_root()),
     )
-    run_id = run.info.run_id
+    run_id, experiment_id = run.info.run_id, session.experiment_id
     return TrackingOutcome(run_id, experiment_id, tracking.run_url(experiment_id, run_id))
+
+
+def _finished_run(
+    tracking: TrackingSettings, session: Session, entry: StoreEntry, asset: str
+) -> Any | None:
+    """The entry's finished run: the one its manifest names, else any MLflow has for it."""
+    manifest = entry.manifest
+    if manifest.get("mlflow_run_id") and (
+        manifest.get("mlflow_tracking_uri") == tracking.resolved_uri()
+    ):
+        try:
+            run = session.client.get_run(manifest["mlflow_run_id"])
+        except Exception:  # deleted, or another store
+            run = None
+        if run is not None and run.info.status == "FINISHED":
+            return run
+    found = session.client.search_runs(
+        [session.experiment_id],
+        filter_string=(
+            f"tags.`{STORE_KEY_TAG}` = '{entry.key}' "
+            "and attributes.status = 'FINISHED' "
+            f"and tags.`{ASSET_TAG}` = '{asset}'"
+        ),
+        max_results=1,
+    )
+    return found[0] if found else None
 
 
 def remember(
@@ -103,19 +110,17 @@ def remember(
     return entry
 
 
-def _close_stale(
-    tracking: TrackingSettings, client: Any, experiment_id: str, store_key: str
-) -> None:
+def _close_stale(tracking: TrackingSettings, session: Session, store_key: str) -> None:
     """Runs for this entry left RUNNING by a killed process: mark them KILLED."""
-    stale = client.search_runs(
-        [experiment_id],
+    stale = session.client.search_runs(
+        [session.experiment_id],
         filter_string=f"tags.`{STORE_KEY_TAG}` = '{store_key}' and attributes.status = 'RUNNING'",
     )
     now = int(time.time() * 1000)
     for old in stale:
         if tracking.is_server() and now - old.info.start_time < STALE_RUNNING_SECONDS * 1000:
             continue  # may be a live writer: servers are not serialised by our lock
-        client.set_terminated(old.info.run_id, "KILLED", end_time=now)
+        session.client.set_terminated(old.info.run_id, "KILLED", end_time=now)
 
 
 def _entry_run(entry: StoreEntry, partition_key: str, asset: str, dagster_run_id: str) -> AssetRun:
