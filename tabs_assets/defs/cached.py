@@ -44,7 +44,7 @@ from tabs_assets.defs.slurm.job_entry import ended_quietly_by_slurm
 from tabs_assets.defs.tags import training_op_tags
 from tabs_assets.graph.nodes import NODES, Node, entry_address, key_material
 from tabs_assets.store.entries import KEY_LENGTH, MANIFEST, Store, StoreEntry
-from tabs_assets.tracking.resource import AssetRun, Tracker, TrackingOutcome
+from tabs_assets.tracking.interface import AssetRun, Tracker, TrackingOutcome
 from tabs_assets.ui import describe, previews
 
 # The store key is the data version by design; Dagster marks the parameter as beta.

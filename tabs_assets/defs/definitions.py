@@ -18,9 +18,8 @@ from tabs_assets.defs.assets.study_members import study_members
 from tabs_assets.defs.assets.study_report import study_report, study_table
 from tabs_assets.defs.executors import selected_executor
 from tabs_assets.defs.io_manager import StoreIOManager
-from tabs_assets.defs.resources import StoreResource
+from tabs_assets.defs.resources import StoreResource, TrackingResource
 from tabs_assets.defs.sensors import experiments_sensor
-from tabs_assets.tracking.resource import TrackingResource
 
 # `dagster asset materialize` in a terminal without DAGSTER_HOME: a message, not a traceback.
 settings.exit_if_dagster_cli_without_home()

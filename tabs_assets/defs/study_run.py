@@ -29,10 +29,11 @@ from tabs_assets.defs.cached import (
     remember_tracking,
 )
 from tabs_assets.defs.compute import Inputs, RunLog
+from tabs_assets.defs.resources import TrackingResource
 from tabs_assets.graph.nodes import NODES, entry_address, store_key
 from tabs_assets.registry.records import Registry, StudyRecord
 from tabs_assets.store.entries import Store, StoreEntry
-from tabs_assets.tracking.resource import AssetRun, TrackingOutcome, TrackingResource
+from tabs_assets.tracking.interface import AssetRun, TrackingOutcome
 
 _LOGGER = logging.getLogger(__name__)
 ReportFn = Callable[[list["MemberOutcome"]], None]  # members whose results are all tracked

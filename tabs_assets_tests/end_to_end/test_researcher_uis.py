@@ -16,7 +16,10 @@ from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.graph.nodes import entry_address
 from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
-from tabs_assets.tracking import resource as tracking
+from tabs_assets.tracking.session import (
+    EXPERIMENT_KIND_TAG,
+)
+from tabs_assets.tracking.tags import DAGSTER_ASSET_TAG, DAGSTER_RUN_TAG
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata, write_config
 
 pytestmark = pytest.mark.integration
@@ -67,7 +70,7 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
 
     client = _client(store_root)
     experiment = client.get_experiment_by_name("tabs_assets")
-    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == "custom_model_development"
     for method, key in (("latent_shift", shift), ("revise", revise)):
         [parent] = client.search_runs(
             [experiment.experiment_id],
@@ -95,10 +98,10 @@ def test_two_configs_compare_in_mlflow_and_cached_results_show_in_dagster(
     for run in runs:
         tags = run.data.tags
         assert tags["mlflow.source.git.commit"]
-        assert tags[tracking.DAGSTER_ASSET_TAG].startswith("http://127.0.0.1:3000/assets/")
+        assert tags[DAGSTER_ASSET_TAG].startswith("http://127.0.0.1:3000/assets/")
         assert run.info.status == "FINISHED"
         if tags["tabs_assets.role"] == "asset":
-            assert tags[tracking.DAGSTER_RUN_TAG].startswith("http://127.0.0.1:3000/runs/")
+            assert tags[DAGSTER_RUN_TAG].startswith("http://127.0.0.1:3000/runs/")
             seconds = run.data.metrics["compute_seconds"]
             assert run.info.end_time - run.info.start_time >= seconds * 1000 - 2
 

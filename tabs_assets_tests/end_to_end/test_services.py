@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tabs_assets.tracking.resource import ROLE_PARTITION, TAG_PREFIX
+from tabs_assets.tracking.tags import ROLE_PARTITION, TAG_PREFIX
 from tabs_assets_tests.conftest import FAST_OVERRIDES, REPO
 from tabs_assets_tests.services import (
     BIN,

@@ -107,7 +107,7 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
     from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
     from mlflow.tracking import MlflowClient
 
-    from tabs_assets.tracking import resource as tracking
+    from tabs_assets.tracking.tags import DAGSTER_ASSET_TAG
 
     record = Registry(store_root).study(study_key)
     client = MlflowClient(tracking_uri=f"sqlite:///{store_root / 'mlflow.db'}")
@@ -139,7 +139,7 @@ def _assert_what_the_uis_show(store_root: Path, study_key: str) -> None:
     ]
     assert names[study_key] == "tiny · study of 4 members"
     [study_run] = [r for r in parents if r.data.tags["tabs_assets.partition_key"] == study_key]
-    assert study_run.data.tags[tracking.DAGSTER_ASSET_TAG].endswith(
+    assert study_run.data.tags[DAGSTER_ASSET_TAG].endswith(
         f"/assets/study_report?view=partitions&partition={study_key}"
     )
 

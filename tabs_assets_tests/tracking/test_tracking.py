@@ -9,10 +9,11 @@ import pytest
 from dagster import DagsterInstance
 from mlflow.tracking import MlflowClient
 
+import tabs_assets.tracking
 from tabs_assets import settings
 from tabs_assets.defs.runs import materialize_partition
 from tabs_assets.store.entries import Store
-from tabs_assets.tracking import resource as tracking
+from tabs_assets.tracking.session import TrackingSettings, ensure_experiment
 from tabs_assets_tests.conftest import FAST_OVERRIDES, materialization_metadata
 
 pytestmark = pytest.mark.integration
@@ -133,8 +134,7 @@ def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
 
     # A killed process left a RUNNING run for this entry: closed when the entry is next read.
     client = _client(store_root)
-    resource = tracking.TrackingResource()
-    experiment_id = resource._experiment_id(client)
+    experiment_id = ensure_experiment(client, TrackingSettings())
     stale = client.create_run(
         experiment_id, tags={"tabs_assets.store_key": entry.key, "tabs_assets.role": "asset"}
     )
@@ -153,3 +153,15 @@ def test_held_mlflow_lock_times_out_and_the_entry_is_tracked_when_next_read(
     count = len(client.search_runs([experiment_id]))
     materialize_partition(key, "dataset")
     assert len(client.search_runs([experiment_id])) == count
+
+
+def test_tracking_imports_no_dagster() -> None:
+    """Tracking lies below the Dagster layer: all of it imports in a fresh process without it."""
+    folder = Path(tabs_assets.tracking.__file__).parent
+    modules = sorted(f"tabs_assets.tracking.{path.stem}" for path in folder.glob("*.py"))
+    assert len(modules) > 2
+    code = f"import sys\nfor name in {modules!r}: __import__(name)\nprint('dagster' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False", modules

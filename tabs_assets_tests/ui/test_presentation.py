@@ -6,7 +6,7 @@ import pytest
 
 from tabs_assets import settings
 from tabs_assets.config.study import expand_study
-from tabs_assets.tracking.resource import TrackingResource
+from tabs_assets.defs.resources import TrackingResource
 from tabs_assets.ui import describe, links
 from tabs_assets_tests.conftest import REPO
 
