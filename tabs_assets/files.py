@@ -1,7 +1,6 @@
 """Atomic, durable file writes: the one helper every layer uses (store, registry, download cache).
 
-Outside the config < science < orchestration layers on purpose: it knows nothing of any of them,
-so each may import it.
+Below every layer on purpose: it knows nothing of any of them, so each may import it.
 """
 
 import errno
