@@ -1,0 +1,1 @@
+"""The tabs-assets command line, commands grouped by noun."""

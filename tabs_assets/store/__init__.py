@@ -1,0 +1,2 @@
+"""The content-addressed store of results: entries written atomically and verified on read, one
+lock per key, gc."""

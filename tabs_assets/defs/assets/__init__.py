@@ -1,1 +1,1 @@
-"""Dagster assets: thin wrappers that call the science layer through the cached path."""
+"""The Dagster assets: one module per group of the per-config graph, and the study chain."""
