@@ -127,8 +127,8 @@ def tracked_runs(tracking_uri: str, partition_key: str, run_id: str) -> dict[str
 
 @pytest.fixture
 def served_env(project_env: dict[str, Path], register, tmp_path: Path) -> Iterator[dict]:
-    """deploy/dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    """The repository's dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register("served", FAST_OVERRIDES)
     yield {"key": key, "logs": tmp_path / "logs", **project_env}
 
@@ -212,16 +212,16 @@ def test_mlflow_tracking_server_receives_runs_and_artifacts_over_http(
 
 
 def test_deployment_files_fit_this_dagster_and_each_other() -> None:
-    """deploy/dagster-postgres.yaml passes Dagster's instance schema (no Postgres needed) with
-    the repository's limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
+    """dagster.yaml and deploy/dagster-postgres.yaml pass Dagster's instance schema (no Postgres
+    needed) with the same limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
     import re
 
-    import yaml
     from dagster._core.instance.config import dagster_instance_config
 
     config, _ = dagster_instance_config(str(REPO / "deploy"), "dagster-postgres.yaml")
     assert "postgres" in config["storage"]
-    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    local, instance_class = dagster_instance_config(str(REPO), "dagster.yaml")
+    assert instance_class is not None and instance_class.__name__ == "StateDirInstance"
     assert config["concurrency"] == local["concurrency"]
     assert config["run_monitoring"] == local["run_monitoring"]
     env_file = (REPO / "deploy" / "tabs-assets.env").read_text()

@@ -15,17 +15,22 @@ TORCH_THREADS_ENV = "TABS_ASSETS_TORCH_THREADS"
 # Measured by benchmarks/cached_rerun.py: see the README, "Performance".
 DEFAULT_EXECUTOR = "in_process"
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DAGSTER_STATE_ENV = "TABS_ASSETS_DAGSTER_STATE"
+# The instance file, at the repository root: DAGSTER_HOME is the checkout (README, "Set up").
+DAGSTER_YAML = "dagster.yaml"
+# Dagster's state in a checkout's DAGSTER_HOME (git-ignored), not all over the repository root.
+DAGSTER_STATE_DIR = ".dagster_home"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# The instance settings copied into $DAGSTER_HOME (not at the root: `dagster dev` would warn).
-DAGSTER_YAML_TEMPLATE = Path("deploy") / "dagster.yaml"
 
 
 def project_root() -> Path:
     """The checkout holding the package (editable install), else the working directory."""
     checkout = _PACKAGE_DIR.parent
-    if (checkout / "workspace.yaml").is_file() and (checkout / "pyproject.toml").is_file():
-        return checkout
-    return Path.cwd()
+    return checkout if _is_checkout(checkout) else Path.cwd()
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "workspace.yaml").is_file() and (folder / "pyproject.toml").is_file()
 
 
 def store_root() -> Path:
@@ -75,19 +80,35 @@ def torch_threads() -> int:
     return max(1, min(usable, usable - round(os.getloadavg()[0])))
 
 
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else the checkout: the folder whose dagster.yaml configures the instance."""
+    return Path(os.environ.get(DAGSTER_HOME_ENV) or project_root()).resolve()
+
+
+def dagster_state_dir(home: str | Path | None = None) -> Path:
+    """Where the instance of dagster.yaml in ``home`` (default: dagster_home()) keeps everything
+    it writes (SQLite runs, event logs and schedules, step outputs, compute logs, ``tabs_runs/``,
+    ``slurm/``): ``$TABS_ASSETS_DAGSTER_STATE``, else ``.dagster_home/`` when the home is a
+    checkout (its root stays clean), else the home itself as Dagster would. Always absolute."""
+    override = os.environ.get(DAGSTER_STATE_ENV)
+    if override:
+        return Path(override).resolve()
+    home = Path(home or dagster_home()).resolve()
+    return home / DAGSTER_STATE_DIR if _is_checkout(home) else home
+
+
 def ensure_dagster_home() -> Path:
-    """Set DAGSTER_HOME (default ``.dagster_home`` in the checkout) and install
-    deploy/dagster.yaml there as its dagster.yaml (when it has none).
+    """Set DAGSTER_HOME (default: the checkout, whose dagster.yaml is the instance file); a home
+    elsewhere without a dagster.yaml gets a copy of the checkout's.
 
     Without DAGSTER_HOME Dagster keeps run history in a throwaway directory.
     """
-    home = Path(os.environ.get(DAGSTER_HOME_ENV) or project_root() / ".dagster_home").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ[DAGSTER_HOME_ENV] = str(home)
-    template = project_root() / DAGSTER_YAML_TEMPLATE
-    target = home / "dagster.yaml"
-    if template.is_file() and not target.exists():
-        shutil.copyfile(template, target)
+    source, target = project_root() / DAGSTER_YAML, home / DAGSTER_YAML
+    if source.is_file() and not target.exists():
+        shutil.copyfile(source, target)
     return home
 
 
@@ -103,7 +124,7 @@ def exit_if_dagster_cli_without_home() -> None:
         return
     if sys.argv[1:3] not in _DAGSTER_RUN_COMMANDS:
         return
-    home = project_root() / ".dagster_home"
+    home = project_root()
     print(
         f"DAGSTER_HOME is not set, so `dagster {' '.join(sys.argv[1:3])}` would use a temporary "
         f"Dagster instance without the registered partitions. Use the instance tabs-assets "

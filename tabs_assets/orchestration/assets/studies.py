@@ -129,7 +129,7 @@ def plan_study_members(context: OpExecutionContext, config: StudyRunConfig) -> A
 
 
 # Member events are written in batches, one SQLite transaction each with the storage of
-# deploy/dagster.yaml (orchestration/event_log.py); Dagster batches only when this is set.
+# dagster.yaml (orchestration/event_log.py); Dagster batches only when this is set.
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 
 
