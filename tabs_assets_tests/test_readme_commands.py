@@ -8,7 +8,7 @@ the root dagster.yaml is the instance file of every command. Only the folders ar
 into tmp, by their documented overrides: the store (``TABS_ASSETS_STORE``; ``$PWD/.tabs_store``
 in a command) and the instance's state (``TABS_ASSETS_DAGSTER_STATE``, else ``.dagster_home/``).
 Placeholders like ``<study key>`` are filled from an earlier command's output. Servers
-(``dagster dev``, ``mlflow ui``) run until they answer on a free port, then stop.
+(``dagster dev``, ``dg dev``, ``mlflow ui``) run until they answer on a free port, then stop.
 """
 
 import contextlib
@@ -38,10 +38,11 @@ PLACEHOLDERS = {"study key": re.compile(r"^study (\S+): \d+ members", re.MULTILI
 # What Dagster prints when the instance file in use is not the root dagster.yaml.
 INSTANCE_FILE_WARNINGS = ("will not be used to configure Dagster", "No dagster instance config")
 # Commands that start one run on the instance (checked to land in its state folder).
-RUN_COMMANDS = ("dagster asset materialize",)
+RUN_COMMANDS = ("dagster asset materialize", "dg launch")
 # Long-running servers: started with a port of ours, checked to answer, stopped.
 SERVERS = {
     "dagster dev": ("-p {port}", "/server_info"),
+    "dg dev": ("-p {port}", "/server_info"),
     "mlflow ui": ("--port {port}", "/health"),
 }
 
@@ -81,8 +82,9 @@ def test_readme_usage_sections_have_commands() -> None:
     "command",
     [
         ("dagster", "asset", "materialize", "--select", "*explanation_metrics"),
+        ("dg", "launch", "--assets", "*explanation_metrics"),
     ],
-    ids=["dagster"],
+    ids=["dagster", "dg"],
 )
 def test_dagster_materialize_without_dagster_home_says_what_to_set(
     tmp_path: Path, command: tuple[str, ...]

@@ -112,21 +112,28 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-# Dagster CLI commands that run on the instance: without DAGSTER_HOME they use a throwaway one.
-_DAGSTER_RUN_COMMANDS = (["asset", "materialize"], ["job", "execute"], ["job", "launch"])
+# CLI commands that run on the instance: without DAGSTER_HOME they use a throwaway one.
+_RUN_COMMANDS = {
+    "dagster": (["asset", "materialize"], ["job", "execute"], ["job", "launch"]),
+    "dg": (["launch"],),
+}
 
 
 def exit_if_dagster_cli_without_home() -> None:
-    """Called when the code location loads. ``dagster asset materialize`` (or ``job execute``)
-    with no DAGSTER_HOME runs on a temporary instance that has none of the registered partitions
-    and fails with a long DagsterInvalidSubsetError traceback: say what to set instead."""
-    if os.environ.get(DAGSTER_HOME_ENV) or Path(sys.argv[0]).name != "dagster":
+    """Called when the code location loads. ``dagster asset materialize`` (``job execute``, ``dg
+    launch``) with no DAGSTER_HOME runs on a temporary instance that has none of the registered
+    partitions and fails with a long DagsterInvalidSubsetError traceback: say what to set."""
+    program = Path(sys.argv[0]).name
+    if os.environ.get(DAGSTER_HOME_ENV):
         return
-    if sys.argv[1:3] not in _DAGSTER_RUN_COMMANDS:
+    command = next(
+        (c for c in _RUN_COMMANDS.get(program, ()) if sys.argv[1 : 1 + len(c)] == c), None
+    )
+    if command is None:
         return
     home = project_root()
     print(
-        f"DAGSTER_HOME is not set, so `dagster {' '.join(sys.argv[1:3])}` would use a temporary "
+        f"DAGSTER_HOME is not set, so `{program} {' '.join(command)}` would use a temporary "
         f"Dagster instance without the registered partitions. Use the instance tabs-assets "
         f"registers them in:\n  export DAGSTER_HOME={home}\n"
         f"or run it as `tabs-assets materialize KEY --select ...`.",
