@@ -173,7 +173,7 @@ def main() -> None:
     env.pop("MLFLOW_TRACKING_URI", None)
     home = root / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    template = REPO / "deploy" / "dagster.yaml"
+    template = REPO / "dagster.yaml"
     settings_text = template.read_text() if template.is_file() else ""
     if "nux:" not in settings_text:  # no "join the community" pop-up over the metadata
         settings_text += "\nnux:\n  enabled: false\n"

@@ -55,9 +55,12 @@ DEFAULT_MAX_DATA_FILE_GB = 2.0
 DEFAULT_ACCURACY_MARGIN = 0.05
 DEFAULT_MAX_ROUND_TRIP = 1e-3
 DAGSTER_HOME_ENV = "DAGSTER_HOME"
+DAGSTER_STATE_ENV = "TABS_ASSETS_DAGSTER_STATE"
+# The instance file, at the repository root: DAGSTER_HOME is the checkout (README, "Set up").
+DAGSTER_YAML = "dagster.yaml"
+# Dagster's state in a checkout's DAGSTER_HOME (git-ignored), not all over the repository root.
+DAGSTER_STATE_DIR = ".dagster_home"
 _PACKAGE_DIR = Path(__file__).resolve().parent
-# The instance settings copied into $DAGSTER_HOME (not at the root: `dagster dev` would warn).
-DAGSTER_YAML_TEMPLATE = Path("deploy") / "dagster.yaml"
 
 
 class SettingError(ValueError):
@@ -153,6 +156,7 @@ def check() -> None:
         sensor_registers_studies,
         dagster_ui_url,
         in_slurm_job,
+        dagster_state_dir,
     )
     problems = []
     for reader in readers:
@@ -167,9 +171,11 @@ def check() -> None:
 def project_root() -> Path:
     """The checkout holding the package (editable install), else the working directory."""
     checkout = _PACKAGE_DIR.parent
-    if (checkout / "workspace.yaml").is_file() and (checkout / "pyproject.toml").is_file():
-        return checkout
-    return Path.cwd()
+    return checkout if _is_checkout(checkout) else Path.cwd()
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "workspace.yaml").is_file() and (folder / "pyproject.toml").is_file()
 
 
 def store_root() -> Path:
@@ -284,37 +290,58 @@ def in_slurm_job() -> bool:
     return read(IN_SLURM_JOB_ENV, flag, False)
 
 
+def dagster_home() -> Path:
+    """$DAGSTER_HOME, else the checkout: the folder whose dagster.yaml configures the instance."""
+    return read(DAGSTER_HOME_ENV, path, lambda: project_root().resolve())
+
+
+def dagster_state_dir(home: str | Path | None = None) -> Path:
+    """Where the instance of dagster.yaml in ``home`` (default: dagster_home()) keeps everything
+    it writes (SQLite runs, event logs and schedules, step outputs, compute logs, ``tabs_runs/``,
+    ``slurm/``): ``$TABS_ASSETS_DAGSTER_STATE``, else ``.dagster_home/`` when the home is a
+    checkout (its root stays clean), else the home itself as Dagster would. Always absolute."""
+    home = Path(home or dagster_home()).resolve()
+    default = home / DAGSTER_STATE_DIR if _is_checkout(home) else home
+    return read(DAGSTER_STATE_ENV, path, default)
+
+
 def ensure_dagster_home() -> Path:
-    """Set DAGSTER_HOME (default ``.dagster_home`` in the checkout) and install
-    deploy/dagster.yaml there as its dagster.yaml (when it has none).
+    """Set DAGSTER_HOME (default: the checkout, whose dagster.yaml is the instance file); a home
+    elsewhere without a dagster.yaml gets a copy of the checkout's.
 
     Without DAGSTER_HOME Dagster keeps run history in a throwaway directory.
     """
-    home = Path(os.environ.get(DAGSTER_HOME_ENV) or project_root() / ".dagster_home").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ[DAGSTER_HOME_ENV] = str(home)
-    template = project_root() / DAGSTER_YAML_TEMPLATE
-    target = home / "dagster.yaml"
-    if template.is_file() and not target.exists():
-        shutil.copyfile(template, target)
+    source, target = project_root() / DAGSTER_YAML, home / DAGSTER_YAML
+    if source.is_file() and not target.exists():
+        shutil.copyfile(source, target)
     return home
 
 
-# Dagster CLI commands that run on the instance: without DAGSTER_HOME they use a throwaway one.
-_DAGSTER_RUN_COMMANDS = (["asset", "materialize"], ["job", "execute"], ["job", "launch"])
+# CLI commands that run on the instance: without DAGSTER_HOME they use a throwaway one.
+_RUN_COMMANDS = {
+    "dagster": (["asset", "materialize"], ["job", "execute"], ["job", "launch"]),
+    "dg": (["launch"],),
+}
 
 
 def exit_if_dagster_cli_without_home() -> None:
-    """Called when the code location loads. ``dagster asset materialize`` (or ``job execute``)
-    with no DAGSTER_HOME runs on a temporary instance that has none of the registered partitions
-    and fails with a long DagsterInvalidSubsetError traceback: say what to set instead."""
-    if os.environ.get(DAGSTER_HOME_ENV) or Path(sys.argv[0]).name != "dagster":
+    """Called when the code location loads. ``dagster asset materialize`` (``job execute``, ``dg
+    launch``) with no DAGSTER_HOME runs on a temporary instance that has none of the registered
+    partitions and fails with a long DagsterInvalidSubsetError traceback: say what to set."""
+    program = Path(sys.argv[0]).name
+    if os.environ.get(DAGSTER_HOME_ENV):
         return
-    if sys.argv[1:3] not in _DAGSTER_RUN_COMMANDS:
+    command = next(
+        (c for c in _RUN_COMMANDS.get(program, ()) if sys.argv[1 : 1 + len(c)] == c), None
+    )
+    if command is None:
         return
-    home = project_root() / ".dagster_home"
+    home = project_root()
     print(
-        f"DAGSTER_HOME is not set, so `dagster {' '.join(sys.argv[1:3])}` would use a temporary "
+        f"DAGSTER_HOME is not set, so `{program} {' '.join(command)}` would use a temporary "
         f"Dagster instance without the registered partitions. Use the instance tabs-assets "
         f"registers them in:\n  export DAGSTER_HOME={home}\n"
         f"or run it as `tabs-assets materialize KEY --select ...`.",

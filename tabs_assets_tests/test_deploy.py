@@ -12,16 +12,16 @@ def test_deploy_slurm_yaml_is_valid() -> None:
 
 
 def test_deployment_files_fit_this_dagster_and_each_other() -> None:
-    """deploy/dagster-postgres.yaml passes Dagster's instance schema (no Postgres needed) with
-    the repository's limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
+    """dagster.yaml and deploy/dagster-postgres.yaml pass Dagster's instance schema (no Postgres
+    needed) with the same limits, and deploy/tabs-assets.env sets every variable the YAML reads."""
     import re
 
-    import yaml
     from dagster._core.instance.config import dagster_instance_config
 
     config, _ = dagster_instance_config(str(REPO / "deploy"), "dagster-postgres.yaml")
     assert "postgres" in config["storage"]
-    local = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    local, instance_class = dagster_instance_config(str(REPO), "dagster.yaml")
+    assert instance_class is not None and instance_class.__name__ == "StateDirInstance"
     assert config["concurrency"] == local["concurrency"]
     assert config["run_monitoring"] == local["run_monitoring"]
     env_file = (REPO / "deploy" / "tabs-assets.env").read_text()

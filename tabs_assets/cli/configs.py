@@ -221,10 +221,9 @@ def quickstart() -> None:
     click.echo(f"""
 a new terminal needs: source .venv/bin/activate && export DAGSTER_HOME={home}
 results:   tabs-assets store show {key}   (store root {root})
-Dagster:   dagster dev -w workspace.yaml   -> http://127.0.0.1:3000
+Dagster:   dg dev   (or dagster dev -w workspace.yaml)   -> http://127.0.0.1:3000
 MLflow:    mlflow ui --backend-store-uri sqlite:///{root / "mlflow.db"}   -> http://127.0.0.1:5000
-again:     dagster asset materialize -m tabs_assets.defs.definitions \\
-             --select '*plots' --partition {key}""")
+again:     dg launch --assets '*plots' --partition {key}""")
     if not result.success:
         sys.exit(1)
 

@@ -49,7 +49,7 @@ class SlurmSettings(StrictModel):
     log_dir: str | None = Field(
         None,
         description="job logs (sbatch --output), on a filesystem the nodes share; default "
-        "$DAGSTER_HOME/slurm",
+        "slurm/ in the Dagster instance's folder (.dagster_home/slurm)",
     )
 
 

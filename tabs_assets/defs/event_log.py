@@ -1,4 +1,4 @@
-"""Dagster's SQLite event log with real batch writes (selected in deploy/dagster.yaml).
+"""Dagster's SQLite event log with real batch writes (the event log of dagster.yaml's instance).
 
 Dagster batches the events it is told belong together (``DagsterEventBatchMetadata``, enabled by
 ``$DAGSTER_EVENT_BATCH_SIZE``) and hands them to ``EventLogStorage.store_event_batch``. The SQLite
@@ -27,7 +27,8 @@ from sqlalchemy.pool import NullPool
 class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     """SqliteEventLogStorage whose ``store_event_batch`` commits once per shard.
 
-    ``base_dir`` defaults to Dagster's own place for the event logs, ``$DAGSTER_HOME/history/runs``.
+    ``base_dir`` defaults to Dagster's own place for the event logs, ``$DAGSTER_HOME/history/runs``
+    (dagster.yaml's instance, instance.py, gives it ``.dagster_home/history/runs``).
     """
 
     def __init__(self, base_dir: str | None = None, inst_data: Any = None) -> None:

@@ -4,9 +4,10 @@ The training assets share a Dagster concurrency pool (one slot per GPU). A step 
 until its run frees it; a run killed with SIGKILL frees nothing, so the slot stays claimed and
 every later training step waits forever. Here every in-process run (``tabs-assets materialize``,
 ``execute_in_process``: the process that claims the slots is the one that runs the steps) holds
-an OS lock on ``$DAGSTER_HOME/tabs_runs/<run_id>.lock`` for its lifetime, with its host and pid
-in the lock's holder note (tabs_assets.locks). The OS drops the lock when the process dies,
-however it dies; the note stays, and tells a dead run from one that ended.
+an OS lock on ``tabs_runs/<run_id>.lock`` in the instance's folder (``.dagster_home/``) for its
+lifetime, with its host and pid in the lock's holder note (tabs_assets.locks). The OS drops the
+lock when the process dies, however it dies; the note stays, and tells a dead run from one that
+ended.
 
 While a run is alive it checks every ``CHECK_INTERVAL_S`` (and once at its start) for lock
 files that nobody holds: those runs are dead, so their slots are freed and the run is marked

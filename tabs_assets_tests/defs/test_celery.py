@@ -3,7 +3,7 @@
 Each test starts redis-server and `dagster-celery worker start -y deploy/celery.yaml` workers on
 127.0.0.1 (free ports), runs `dagster asset materialize` with TABS_ASSETS_EXECUTOR=celery (the
 run process only submits steps; the workers compute them into the shared store), and stops
-everything it started, also on failure. The instance uses the repository's deploy/dagster.yaml,
+everything it started, also on failure. The instance uses the repository's dagster.yaml,
 so the training pool limit (1 slot) is the real one.
 """
 
@@ -129,7 +129,7 @@ def celery_stack(project_env: dict[str, Path], tmp_path: Path) -> Iterator[Celer
     """redis-server on a free loopback port; workers are started by the test."""
     import redis
 
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     env = service_env(

@@ -89,7 +89,7 @@ def test_study_run_reports_members_and_caches_them(project_env: dict[str, Path])
 
 @pytest.mark.integration
 def test_study_launched_over_graphql_is_one_run(project_env: dict[str, Path], tmp_path) -> None:
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register_study(project_env, study_file(project_env["experiments"], "served", [1, 2]))
     env = service_env({"TABS_ASSETS_EXECUTOR": "in_process"}, drop=["MLFLOW_TRACKING_URI"])
     with services(tmp_path / "logs", env) as stack:
@@ -143,8 +143,8 @@ def test_after_a_study_run_every_member_is_fresh_with_its_checks(
     from tabs_assets.defs.checks import CHECKS
     from tabs_assets.defs.event_log import BatchingSqliteEventLogStorage
 
-    # The instance settings users get (deploy/dagster.yaml): member events written in batches.
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    # The instance settings users get (dagster.yaml): member events written in batches.
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     assert isinstance(DagsterInstance.get().event_log_storage, BatchingSqliteEventLogStorage)
     batches: list[int] = []
     store_batch = BatchingSqliteEventLogStorage.store_event_batch

@@ -66,8 +66,8 @@ def tracked_runs(tracking_uri: str, partition_key: str, run_id: str) -> dict[str
 
 @pytest.fixture
 def served_env(project_env: dict[str, Path], register, tmp_path: Path) -> Iterator[dict]:
-    """deploy/dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
-    shutil.copyfile(REPO / "deploy" / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
+    """The repository's dagster.yaml in the test's DAGSTER_HOME, a registered small config."""
+    shutil.copyfile(REPO / "dagster.yaml", project_env["dagster_home"] / "dagster.yaml")
     key = register("served", FAST_OVERRIDES)
     yield {"key": key, "logs": tmp_path / "logs", **project_env}
 

@@ -34,7 +34,7 @@ from tabs_assets.registry.records import Registry
 from tabs_assets.store.entries import Store
 
 # Member events are written in batches, one SQLite transaction each with the storage of
-# deploy/dagster.yaml (defs/event_log.py); Dagster batches only when this is set.
+# dagster.yaml (defs/event_log.py); Dagster batches only when this is set.
 EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 
 

@@ -5,7 +5,7 @@ theirs: Dagster's StepDelegatingExecutor plans the run in the run's process and 
 handler to launch each step; here the handler submits it with ``sbatch`` as ``dagster api
 execute_step`` (the command those executors run in a container; through job_entry.py, which exits
 quietly when Slurm ends the job). The job writes its events
-straight to the Dagster instance, which the nodes must reach (SQLite under $DAGSTER_HOME on the
+straight to the Dagster instance, which the nodes must reach (SQLite in .dagster_home/ on the
 shared filesystem, or Postgres), so the UI shows its logs, materializations and failures like any
 step's. submitit (which pickles a Python callable per job) and dagster-slurm (Dagster Pipes over
 SSH, one asset body as one script) would each need a second way of running a step; the command
