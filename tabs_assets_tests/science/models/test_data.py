@@ -8,19 +8,14 @@ from tabs_assets.config.models import (
     TrainingConfig,
     resolve_batch_size,
 )
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
 from tabs_assets.science.models.data import TensorBatches, training_batches
-
-
-def _prepared(config: CakeOnSeaConfig) -> PreparedDataset:
-    return prepare_dataset(make_cake_on_sea(config), config.split)
+from tabs_assets_tests.science.models.conftest import prepared
 
 
 def test_default_batch_size_gives_twenty_batches() -> None:
     assert resolve_batch_size(57_606, None) == 2_881
     assert resolve_batch_size(57_606, 128) == 128
-    data = _prepared(CakeOnSeaConfig())
+    data = prepared(CakeOnSeaConfig())
     batches = training_batches(data, TrainingConfig())
     assert batches.batch_size == 2_881
     assert len(batches) == 20
@@ -50,7 +45,7 @@ def test_tensor_batches_drop_a_single_row_tail_when_shuffling() -> None:
 
 
 def test_balanced_sampling_draws_classes_at_equal_rates() -> None:
-    data = _prepared(CakeOnSeaConfig(n_points=20_000))
+    data = prepared(CakeOnSeaConfig(n_points=20_000))
     counts = np.asarray(data.class_counts("train"))
     assert counts.min() < 0.1 * counts.sum()  # the cake is a small minority
     batches = training_batches(data, TrainingConfig(balance_classes=True))

@@ -6,11 +6,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from tabs_assets.config.datasets import CakeOnSeaConfig
 from tabs_assets.config.explainers import LatentShiftConfig, ReviseConfig, WachterConfig
 from tabs_assets.config.models import NiceConfig, PathRegularizationConfig, TrainingConfig
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
+from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.models.classifier import MLPClassifier
 from tabs_assets.science.models.data import split_tensors
 from tabs_assets.science.models.nice import Nice
@@ -35,12 +33,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_data() -> PreparedDataset:
-    config = CakeOnSeaConfig(n_points=3000)
-    return prepare_dataset(make_cake_on_sea(config), config.split)
 
 
 def classifier_with_state() -> MLPClassifier:

@@ -3,34 +3,20 @@
 import pytest
 import torch
 
-from tabs_assets.config.datasets import CakeOnSeaConfig
 from tabs_assets.config.models import (
     ClassifierConfig,
     NiceConfig,
     TrainingConfig,
 )
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
+from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.models.trained import TrainedModel
 from tabs_assets.science.models.training import (
     train_classifier,
     train_generative_model,
 )
+from tabs_assets_tests.science.models.conftest import states_equal
 
 TINY = TrainingConfig(max_epochs=3, patience=100)
-
-
-def _prepared(config: CakeOnSeaConfig) -> PreparedDataset:
-    return prepare_dataset(make_cake_on_sea(config), config.split)
-
-
-@pytest.fixture(scope="module")
-def tiny_data() -> PreparedDataset:
-    return _prepared(CakeOnSeaConfig(n_points=3000))
-
-
-def _states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize(
@@ -47,6 +33,6 @@ def test_trained_model_save_load_round_trip(tiny_data: PreparedDataset, config, 
     assert loaded.kind == trained.kind and loaded.spec == trained.spec
     assert loaded.history == trained.history and loaded.best_epoch == trained.best_epoch
     assert loaded.test_metrics == trained.test_metrics
-    assert _states_equal(loaded.state_dict, trained.state_dict)
+    assert states_equal(loaded.state_dict, trained.state_dict)
     x = torch.as_tensor(tiny_data.split_arrays("test")[0])
     assert torch.equal(loaded.build()(x), trained.build()(x))

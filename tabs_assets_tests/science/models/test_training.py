@@ -16,8 +16,7 @@ from tabs_assets.config.models import (
     TrainingConfig,
     VaeConfig,
 )
-from tabs_assets.science.datasets.cake_on_sea import make_cake_on_sea
-from tabs_assets.science.datasets.prepared import PreparedDataset, prepare_dataset
+from tabs_assets.science.datasets.prepared import PreparedDataset
 from tabs_assets.science.models.classifier import MLPClassifier
 from tabs_assets.science.models.training import (
     fit_module,
@@ -25,33 +24,21 @@ from tabs_assets.science.models.training import (
     train_generative_model,
 )
 from tabs_assets.science.models.training_modules import ClassifierModule
+from tabs_assets_tests.science.models.conftest import prepared, states_equal
 
 TINY = TrainingConfig(max_epochs=3, patience=100)
-
-
-def _prepared(config: CakeOnSeaConfig) -> PreparedDataset:
-    return prepare_dataset(make_cake_on_sea(config), config.split)
-
-
-@pytest.fixture(scope="module")
-def tiny_data() -> PreparedDataset:
-    return _prepared(CakeOnSeaConfig(n_points=3000))
-
-
-def _states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_same_seed_gives_bit_identical_weights(tiny_data: PreparedDataset) -> None:
     config = ClassifierConfig(training=TINY)
     first = train_classifier(tiny_data, config)
     second = train_classifier(tiny_data, config)
-    assert _states_equal(first.state_dict, second.state_dict)
+    assert states_equal(first.state_dict, second.state_dict)
     assert first.history == second.history
     other = train_classifier(
         tiny_data, ClassifierConfig(training=TINY.model_copy(update={"seed": 1}))
     )
-    assert not _states_equal(first.state_dict, other.state_dict)
+    assert not states_equal(first.state_dict, other.state_dict)
 
 
 def test_max_epochs_is_respected(tiny_data: PreparedDataset) -> None:
@@ -83,9 +70,9 @@ def test_best_validation_weights_are_kept(tiny_data: PreparedDataset) -> None:
     result = fit_module(module, tiny_data, TrainingConfig(max_epochs=6, patience=100))
     assert len(result.history) == 6
     assert result.best_epoch == 2
-    assert _states_equal(result.state_dict, module.snapshots[2])
-    assert not _states_equal(result.state_dict, module.snapshots[-1])
-    assert _states_equal(module.model.state_dict(), module.snapshots[2])
+    assert states_equal(result.state_dict, module.snapshots[2])
+    assert not states_equal(result.state_dict, module.snapshots[-1])
+    assert states_equal(module.model.state_dict(), module.snapshots[2])
 
 
 def test_early_stopping_uses_patience(tiny_data: PreparedDataset) -> None:
@@ -161,7 +148,7 @@ def test_path_regularization_is_left_to_its_module(tiny_data: PreparedDataset) -
 
 @pytest.mark.slow
 def test_default_classifier_reaches_98_percent() -> None:
-    data = _prepared(CakeOnSeaConfig())
+    data = prepared(CakeOnSeaConfig())
     start = time.perf_counter()
     trained = train_classifier(data, ClassifierConfig())
     seconds = time.perf_counter() - start
