@@ -11,14 +11,14 @@ study_partitions = DynamicPartitionsDefinition(name="studies")
 
 
 def add_partitions(instance: DagsterInstance, registered: Registered) -> None:
-    """Idempotently add the partitions of what was registered."""
+    """Idempotently add the partitions of what was registered (one query per kind: a study's
+    members are checked together, not one by one)."""
     for definition, keys in (
         (config_partitions, registered.configs),
         (study_partitions, registered.studies),
     ):
-        missing = [
-            k for k in dict.fromkeys(keys) if not instance.has_dynamic_partition(definition.name, k)
-        ]
+        existing = set(instance.get_dynamic_partitions(definition.name))
+        missing = [k for k in dict.fromkeys(keys) if k not in existing]
         if missing:
             instance.add_dynamic_partitions(definition.name, missing)
 

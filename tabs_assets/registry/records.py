@@ -72,10 +72,19 @@ class StudyRecord:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Durable, atomic; a read-only or full store raises a StoreError with a clear message."""
+    """Durable, atomic; a read-only or full store raises a StoreError with a clear message.
+
+    A record already on disk with the same text is left alone: registering a study again
+    rewrites (and fsyncs) none of its unchanged member records."""
+    text = json.dumps(data, indent=2, sort_keys=True)
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass  # absent or unreadable: written below
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_file_durably(path, json.dumps(data, indent=2, sort_keys=True))
+        write_file_durably(path, text)
     except OSError as error:
         if is_unwritable(error):
             raise unwritable(error, "write the registry", path.parent) from None
