@@ -28,6 +28,7 @@ def remove_partitions(
 ) -> None:
     """Remove the partitions of what was unregistered (absent ones are skipped)."""
     for definition, keys in ((config_partitions, configs), (study_partitions, studies)):
-        for key in keys:
-            if instance.has_dynamic_partition(definition.name, key):
+        existing = set(instance.get_dynamic_partitions(definition.name))
+        for key in dict.fromkeys(keys):
+            if key in existing:
                 instance.delete_dynamic_partition(definition.name, key)
